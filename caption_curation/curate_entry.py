@@ -1,0 +1,82 @@
+"""``nnUNetv2_openvocab_curate_captions``: command-line entry for caption_curation.curate.curate_captions."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from caption_curation.curate import BACKENDS, LLMSettings, curate_captions
+
+EPILOG = """\
+examples:
+  # offline rule-based captions for the 800 shared reports, filtered with the shipped RadLex list
+  nnUNetv2_openvocab_curate_captions --reports ../shared/data/ct_rate_reports/train.csv --out captions_out
+
+  # Llama-3 served by vLLM, 8 SLURM array tasks sharing one output folder (key read from $OPENAI_API_KEY)
+  nnUNetv2_openvocab_curate_captions --reports train_reports.csv --out /shared/captions \\
+      --backend openai --base-url http://gpu-node:8000/v1 --model meta-llama/Meta-Llama-3-70B-Instruct \\
+      --shard $SLURM_ARRAY_TASK_ID --num-shards 8 --volume-root /data/ct_rate/train
+  # then once more without --shard/--num-shards: merges all shards from the cache, no new requests
+
+Outputs in --out: captions.csv, manifest.jsonl, failures.jsonl, caption_stats.json and three PNG plots
+(in --out/shard-<i>-of-<N>/ for sharded runs). Rerunning the same command resumes.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnUNetv2_openvocab_curate_captions",
+        description="Decompose radiology reports into organ-level captions and keep those naming RadLex terms.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--reports", required=True, type=Path,
+                        help="reports CSV: CT-RATE (VolumeName, Findings_EN, Impressions_EN) or AccessionNo, report_text")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (also holds the LLM cache)")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="offline", help="caption maker (default: offline)")
+    parser.add_argument("--base-url", help="OpenAI-compatible server, e.g. https://api.openai.com/v1 (openai backend)")
+    parser.add_argument("--model", help="model name on that server (openai backend)")
+    parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                        help="NAME of the environment variable holding the API key (default: OPENAI_API_KEY)")
+    parser.add_argument("--radlex", type=Path,
+                        help="RadLex export (.csv, .owl or .txt); default: the shipped list of anatomy/finding terms")
+    parser.add_argument("--shard", type=int, default=0, help="this worker's shard, 0..N-1 (default 0)")
+    parser.add_argument("--num-shards", type=int, default=1, help="number of shards N (default 1)")
+    parser.add_argument("--volume-root", help="folder joined in front of each volume name in manifest.jsonl/captions.csv")
+    parser.add_argument("--processes", type=int, help="worker processes for the offline backend (default: min(4, CPUs))")
+    parser.add_argument("--workers", type=int, default=8, help="concurrent LLM requests (default 8)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request (default 120)")
+    parser.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts (default 6)")
+    parser.add_argument("--retry-failed", action="store_true", help="ask again for reports whose answer failed before")
+    parser.add_argument("--prompt", type=Path, help="prompt JSON (default: caption_curation/data/caption_prompt_v1.json)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.backend == "openai" and not (args.base_url and args.model):
+        parser.error("--backend openai needs --base-url and --model")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
+    llm = None
+    if args.backend == "openai":
+        llm = LLMSettings(
+            base_url=args.base_url, model=args.model, api_key_env=args.api_key_env, workers=args.workers,
+            timeout_s=args.timeout, max_retries=args.max_retries, retry_failed=args.retry_failed,
+            prompt_path=args.prompt,
+        )
+    summary = curate_captions(
+        args.reports, args.out, backend=args.backend, llm=llm, radlex=args.radlex,
+        shard=args.shard, num_shards=args.num_shards, volume_root=args.volume_root, processes=args.processes,
+    )
+    print(
+        f"{summary.reports} reports ({summary.failed_reports} failed): {summary.captions_before_filter} captions, "
+        f"{summary.captions_kept} kept after the RadLex filter; outputs in {summary.output_dir}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""Unseen-prompt sets generated from the taxonomy, for ``nnUNetv2_openvocab_eval_unseen``.
+
+File format (data/unseen_prompts/<name>.json)::
+
+    {"name": "totalsegmentator_merged", "description": "...", "prompts": [
+      {"prompt": "left lung", "targets": ["lung_upper_lobe_left", "lung_lower_lobe_left"], "kind": "merged"},
+      {"prompt": "hepatic system", "targets": ["liver"], "kind": "synonym"}]}
+
+``targets`` are label names of the dataset.json ``labels``; the ground truth of a prompt is their union.
+``kind`` is "merged" (the prompt names a group of several training labels, e.g. lung lobes -> left lung) or
+"synonym" (a held-out synonym, taxonomy ``eval_synonyms``, of a structure). No prompt is a training prompt of its
+targets; prompts that cannot be resolved on the given labels (no label below the structure) or that are training
+prompts are left out and named in the description.
+
+Sets come from two sources: the hand-picked specs of data/unseen_prompt_specs.json (the paper's Tables VI and VII)
+and :func:`taxonomy_unseen_set`, which lists every group and held-out synonym the taxonomy can resolve.
+Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from dataset_conversion.file_utils import write_json_atomic
+from dataset_conversion.label_tables import load_label_table
+from dataset_conversion.taxonomy import DATA_DIR, Taxonomy, load_taxonomy
+
+logger = logging.getLogger(__name__)
+
+SPECS_PATH = DATA_DIR / "unseen_prompt_specs.json"
+UNSEEN_DIR = DATA_DIR / "unseen_prompts"
+MERGED = "merged"
+SYNONYM = "synonym"
+
+
+def training_prompts(label_names: Iterable[str], taxonomy: Taxonomy) -> Dict[str, str]:
+    """{prompt (lower case): label} of every training prompt of the labels (taxonomy prompts)."""
+    return {p.lower(): name for name in label_names if name in taxonomy for p in taxonomy.prompts_for(name)}
+
+
+def resolve_prompt(prompt: str, structures: Sequence[str], label_names: Sequence[str], taxonomy: Taxonomy,
+                   seen: Mapping[str, str]) -> Tuple[List[str], Optional[str]]:
+    """(targets, reason it is left out or None): the union of the structures' labels, if unseen and resolvable."""
+    targets: Dict[str, None] = {}
+    for structure in structures:
+        found = taxonomy.resolve_to_labels(structure, label_names)
+        if not found:
+            return [], f"'{prompt}' (no label under {structure})"
+        targets.update(dict.fromkeys(found))
+    if prompt.lower() in seen:
+        return [], f"'{prompt}' (training prompt of {seen[prompt.lower()]})"
+    return list(targets), None
+
+
+def _unseen_set(name: str, description: str, entries: Iterable[Tuple[str, Sequence[str], str]],
+                label_names: Sequence[str], taxonomy: Taxonomy) -> dict:
+    seen = training_prompts(label_names, taxonomy)
+    prompts, left_out = [], []
+    for prompt, structures, kind in entries:
+        targets, reason = resolve_prompt(prompt, structures, label_names, taxonomy, seen)
+        if reason:
+            left_out.append(reason)
+        else:
+            prompts.append({"prompt": prompt, "targets": targets, "kind": kind})
+    if left_out:
+        description += " Not applicable to these labels: " + "; ".join(left_out) + "."
+    return {"name": name, "description": description, "prompts": prompts}
+
+
+def spec_unseen_set(name: str, label_names: Sequence[str], taxonomy: Optional[Taxonomy] = None,
+                    specs_path: Path = SPECS_PATH) -> dict:
+    """The hand-picked set ``name`` of unseen_prompt_specs.json resolved on ``label_names``."""
+    taxonomy = taxonomy or load_taxonomy()
+    spec = json.loads(specs_path.read_text(encoding="utf-8"))[name]
+    entries = [(p["prompt"], p["structures"], spec["kind"]) for p in spec["prompts"]]
+    return _unseen_set(name, spec["description"], entries, label_names, taxonomy)
+
+
+def taxonomy_unseen_set(name: str, label_names: Sequence[str], taxonomy: Optional[Taxonomy] = None) -> dict:
+    """Every taxonomy group over two or more labels (default prompt, kind merged) and every held-out synonym."""
+    taxonomy = taxonomy or load_taxonomy()
+    labels = set(label_names)
+    entries = []
+    for structure in taxonomy.structures.values():
+        if structure.name not in labels and len(taxonomy.resolve_to_labels(structure.name, labels)) >= 2:
+            entries.append((structure.default_prompt, [structure.name], MERGED))
+        entries += [(synonym, [structure.name], SYNONYM) for synonym in structure.eval_synonyms
+                    if taxonomy.resolve_to_labels(structure.name, labels)]
+    description = ("All taxonomy groups that merge two or more of these labels (default prompt) and all held-out "
+                   "taxonomy synonyms (eval_synonyms) that resolve on them.")
+    unseen = _unseen_set(name, description, entries, label_names, taxonomy)
+    unseen["description"] = description  # groups without labels are not worth listing here
+    return unseen
+
+
+def load_unseen_set(name: str, folder: Path = UNSEEN_DIR) -> dict:
+    path = Path(folder) / f"{name}.json"
+    if not path.is_file():
+        available = sorted(p.stem for p in Path(folder).glob("*.json"))
+        raise FileNotFoundError(f"No unseen-prompt set {path}; available: {available}.")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def shipped_sets(taxonomy: Optional[Taxonomy] = None) -> List[dict]:
+    """The sets shipped in data/unseen_prompts/: the paper tables plus the full taxonomy set, on TotalSegmentator v2."""
+    taxonomy = taxonomy or load_taxonomy()
+    specs = json.loads(SPECS_PATH.read_text(encoding="utf-8"))
+    sets = [spec_unseen_set(name, list(load_label_table(spec["label_table"]).labels), taxonomy)
+            for name, spec in specs.items() if not name.startswith("_")]
+    totalseg_labels = list(load_label_table("totalsegmentator_v2").labels)
+    sets.append(taxonomy_unseen_set("totalsegmentator_taxonomy", totalseg_labels, taxonomy))
+    return sets
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description="Regenerate the unseen-prompt sets in "
+                                                 "dataset_conversion/data/unseen_prompts/ from the taxonomy.",
+                                     epilog="Example: python -m dataset_conversion.unseen_sets -o /tmp/unseen")
+    parser.add_argument("-o", "--output", type=Path, default=UNSEEN_DIR)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for unseen in shipped_sets():
+        write_json_atomic(args.output / f"{unseen['name']}.json", unseen)
+        logger.info("%s: %d prompts", unseen["name"], len(unseen["prompts"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""``nnUNetv2_openvocab_evaluate``: Dice, NSD and lesion detection of per-prompt predictions against references."""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Optional, Sequence
+
+from nnunetv2.configuration import default_num_processes
+
+from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
+from nnunetv2_openvocab.evaluation.metrics import DEFAULT_DETECTION_THRESHOLD_ML, DEFAULT_TOLERANCE_MM
+from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+
+EPILOG = """\
+example:
+  nnUNetv2_openvocab_evaluate -ref nnUNet_raw/Dataset801_Abdomen/labelsTs -pred predictions \\
+      -dj nnUNet_raw/Dataset801_Abdomen/dataset.json -o evaluation --tolerance-mm 1 \\
+      --detection-prompts "liver tumor" --detection-threshold-ml 0.1
+
+Predictions are the binary masks written by nnUNetv2_openvocab_predict, <case>_<prompt-slug><file_ending>.
+Without --prompts-file every label's canonical prompt (text_prompts[label][0]) is evaluated. A prompt-set
+file evaluates other prompts against unions of labels, e.g.
+  {"name": "merged", "description": "merged organs",
+   "prompts": [{"prompt": "renal organs", "targets": ["kidney_left", "kidney_right"], "kind": "merged"},
+               {"prompt": "liver lesion", "targets": ["liver_tumor"], "kind": "lesion"}]}
+("kind": "lesion" entries also get patient-level detection scores).
+Writes metrics_per_case.csv, summary.json, summary.md and mean_dsc_nsd.png into -o.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nnUNetv2_openvocab_evaluate",
+        description="Per case and prompt: Dice and normalized surface distance (surface Dice, at the original "
+                    "voxel spacing); means per prompt; patient-level detection for lesion prompts.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-ref", required=True, help="folder of reference label maps <case><file_ending>")
+    parser.add_argument("-pred", required=True, help="folder of per-prompt binary prediction masks")
+    parser.add_argument("-dj", required=True, help="dataset.json with labels (and text_prompts, annotated_labels)")
+    parser.add_argument("-o", required=True, help="output folder for the CSV, JSON, markdown and PNG")
+    parser.add_argument("--prompts-file", help="prompt-set JSON (prompts and their target labels); see below")
+    parser.add_argument("--tolerance-mm", type=float, default=DEFAULT_TOLERANCE_MM,
+                        help=f"NSD tolerance in mm (default {DEFAULT_TOLERANCE_MM:g})")
+    parser.add_argument("--detection-prompts", nargs="+", default=[], metavar="PROMPT",
+                        help="prompts (exact text) that also get lesion detection scores")
+    parser.add_argument("--detection-threshold-ml", type=float, default=DEFAULT_DETECTION_THRESHOLD_ML,
+                        help="a case is predicted positive when its largest predicted component exceeds this "
+                             f"volume in ml (default {DEFAULT_DETECTION_THRESHOLD_ML:g}); tune it on validation data")
+    parser.add_argument("-np", type=int, default=default_num_processes,
+                        help=f"worker processes (default {default_num_processes}, env nnUNet_def_n_proc)")
+    parser.add_argument("--chill", action="store_true",
+                        help="skip (case, prompt) pairs whose prediction file is missing instead of failing")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = evaluate_folder(
+            args.ref, args.pred, args.dj, args.o, prompt_set=args.prompts_file, tolerance_mm=args.tolerance_mm,
+            detection_prompts=args.detection_prompts, detection_threshold_ml=args.detection_threshold_ml,
+            num_processes=args.np, allow_missing=args.chill)
+    except (ValueError, FileNotFoundError) as error:  # input problems: the message says what to fix
+        raise SystemExit(f"nnUNetv2_openvocab_evaluate: error: {error}") from None
+    print(markdown_tables(summary))
+    for kind, path in summary["output_files"].items():
+        print(f"{kind:>9}: {path}")

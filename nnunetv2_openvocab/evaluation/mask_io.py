@@ -1,0 +1,77 @@
+"""Read reference label maps and prediction masks with nnU-Net's SimpleITKIO, refusing what would give
+silently wrong metrics: truncated files (ITK zero-fills them), multi-channel images, geometry mismatches
+and predictions that are label maps rather than binary masks. Errors name the file and the fix."""
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+from typing import Tuple
+
+import nibabel
+import numpy as np
+from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+_GEOMETRY_TOLERANCE = 1e-4
+
+
+def _unreadable(path: Path, reason: str) -> ValueError:
+    return ValueError(f"Cannot read {path} as an image ({reason}). The file may be truncated or corrupt: write it "
+                      "again (re-run prediction or conversion).")
+
+
+def _check_complete(path: Path) -> None:
+    """ITK silently zero-fills truncated NIfTI files, so check them first: a .gz stream must reach its end
+    marker, and a .nii must be as long as its header says."""
+    if path.name.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as stream:
+                while stream.read(1 << 24):
+                    pass
+        except (EOFError, OSError, zlib.error) as error:
+            raise _unreadable(path, str(error)) from None
+    elif path.name.endswith(".nii"):
+        try:
+            header = nibabel.load(path).header
+        except Exception as error:  # nibabel raises several types for a broken header
+            raise _unreadable(path, str(error)) from None
+        data_bytes = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
+        expected = int(header.get_data_offset()) + data_bytes
+        if path.stat().st_size < expected:
+            raise _unreadable(path, f"{path.stat().st_size} bytes, header needs {expected}")
+
+
+def read_image(path: Path) -> Tuple[np.ndarray, dict]:
+    """(X, Y, Z) array and nnU-Net properties of one 3D image."""
+    _check_complete(path)
+    try:
+        image, properties = SimpleITKIO().read_seg(str(path))
+    except RuntimeError as error:  # SimpleITK's message for non-image files is long and generic
+        raise _unreadable(path, str(error).strip().splitlines()[-1]) from None
+    if image.shape[0] != 1:
+        raise ValueError(f"{path} has {image.shape[0]} channels; expected a single 3D mask or label map.")
+    return image[0], properties
+
+
+def check_same_geometry(reference: Tuple[np.ndarray, dict], prediction: Tuple[np.ndarray, dict],
+                        reference_file: Path, prediction_file: Path) -> None:
+    """Raise if shape, spacing, origin or direction differ (metrics would compare misaligned voxels)."""
+    (ref_array, ref_props), (pred_array, pred_props) = reference, prediction
+    mismatches = [f"shape {pred_array.shape} vs {ref_array.shape}"] if pred_array.shape != ref_array.shape else []
+    for field in ("spacing", "origin", "direction"):
+        ref_value, pred_value = ref_props["sitk_stuff"][field], pred_props["sitk_stuff"][field]
+        if not np.allclose(pred_value, ref_value, rtol=0, atol=_GEOMETRY_TOLERANCE):
+            mismatches.append(f"{field} {tuple(np.round(pred_value, 4))} vs {tuple(np.round(ref_value, 4))}")
+    if mismatches:
+        raise ValueError(
+            f"Prediction {prediction_file} does not match the geometry of reference {reference_file}: "
+            f"{'; '.join(mismatches)} (prediction vs reference). Predict on the same image the reference "
+            "was drawn on, in its original geometry (nnUNetv2_openvocab_predict keeps it)."
+        )
+
+
+def as_binary_mask(array: np.ndarray, path: Path) -> np.ndarray:
+    if np.any((array != 0) & (array != 1)):
+        raise ValueError(f"Prediction {path} holds values other than 0 and 1 (max {array.max():g}); expected one "
+                         "binary mask per prompt. Point -pred to the per-prompt masks, not a label map.")
+    return array != 0

@@ -1,0 +1,88 @@
+"""``nnUNetv2_openvocab_plan_and_preprocess``: nnU-Net's plan-and-preprocess with STUNet plans.
+
+nnU-Net's ``-pl`` only finds planners inside nnunetv2, so this command runs the same three steps
+(fingerprint, plan, preprocess) with :class:`STUNetPlanner`, after validating the dataset's prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from typing import List, Optional, Sequence
+
+from nnunetv2.configuration import default_num_processes
+from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor import DatasetFingerprintExtractor
+from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
+from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
+
+from nnunetv2_openvocab.planning.openvocab_section import aligned_image_encoder_arch, build_openvocab_section
+from nnunetv2_openvocab.planning.stunet_planner import PAPER_TARGET_SPACING, STUNetPlanner
+from nnunetv2_openvocab.prompts.check_dataset_entry import raw_dataset_folder
+from nnunetv2_openvocab.prompts.validation import require_valid_dataset
+from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
+
+
+def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullres",), size: str = "B",
+                        base_width: Optional[int] = None, text_encoder: str = DEFAULT_TEXT_ENCODER,
+                        pretrained: Optional[str] = None, isotropic_1p5mm: bool = False,
+                        patch_size: Optional[Sequence[int]] = None, num_processes: int = default_num_processes,
+                        verify_dataset_integrity: bool = False, clean: bool = False,
+                        gpu_memory_target_in_gb: float = 8, plans_name: Optional[str] = None,
+                        verbose: bool = False, show_progress_bar: bool = True) -> str:
+    """Validate, fingerprint, plan and preprocess one dataset; returns the plans identifier."""
+    raw_folder = raw_dataset_folder(dataset)
+    require_valid_dataset(raw_folder)
+    dataset_id = convert_dataset_name_to_id(raw_folder.name)
+    extract_fingerprint_dataset(dataset_id, DatasetFingerprintExtractor, num_processes, verify_dataset_integrity,
+                                clean, verbose, show_progress_bar)
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    planner = STUNetPlanner(dataset_id, size, base_width,
+                            openvocab=build_openvocab_section(dataset_json, text_encoder, pretrained),
+                            patch_size=patch_size, gpu_memory_target_in_gb=gpu_memory_target_in_gb,
+                            plans_name=plans_name,
+                            overwrite_target_spacing=list(PAPER_TARGET_SPACING) if isotropic_1p5mm else None)
+    aligned_arch = aligned_image_encoder_arch(pretrained)
+    if aligned_arch:
+        planner.stunet_kwargs.update(aligned_arch)  # the pretrained encoder fixes depth and widths
+    planner.plan_experiment()
+    preprocess_dataset(dataset_id, planner.plans_identifier, list(configurations),
+                       [num_processes] * len(configurations), verbose, show_progress_bar)
+    return planner.plans_identifier
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Fingerprint, plan (STUNet) and preprocess datasets for nnUNetTrainerOpenVocab / nnUNetTrainer.",
+        epilog="Example: nnUNetv2_openvocab_plan_and_preprocess -d 501 -c 3d_fullres --stunet L "
+               "--text-encoder /models/BioLORD-2023 --isotropic-1.5mm\n"
+               "then: nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerOpenVocab -p nnUNetPlans_STUNetL",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-d", nargs="+", required=True, help="dataset ids, names or raw folders")
+    parser.add_argument("-c", nargs="+", default=["3d_fullres"], help="configurations to preprocess (default 3d_fullres)")
+    parser.add_argument("--stunet", choices=["S", "B", "L", "H"], default="B", help="STU-Net size (default B)")
+    parser.add_argument("--width", type=int, default=None,
+                        help="override the stage-0 width (others scale x2 up to x16), e.g. 8 for CPU tests")
+    parser.add_argument("--patch-size", type=int, nargs=3, default=None, help="fixed patch size instead of nnU-Net's")
+    parser.add_argument("--isotropic-1.5mm", dest="isotropic", action="store_true",
+                        help="resample to the paper's 1.5 mm isotropic spacing")
+    parser.add_argument("--text-encoder", default=DEFAULT_TEXT_ENCODER,
+                        help=f"sentence encoder id or folder (default {DEFAULT_TEXT_ENCODER}; 'minilm' for the offline test model)")
+    parser.add_argument("--pretrained", default=None,
+                        help="aligned checkpoint (nnUNetv2_openvocab_pretrain export) or nnU-Net STUNet checkpoint")
+    parser.add_argument("-np", type=int, default=default_num_processes, help="processes for fingerprint and preprocessing")
+    parser.add_argument("--verify_dataset_integrity", action="store_true", help="run nnU-Net's integrity check too")
+    parser.add_argument("--clean", action="store_true", help="recompute the fingerprint even if it exists")
+    parser.add_argument("-gpu_memory_target", type=float, default=8, help="GPU memory target of nnU-Net's planner (GB)")
+    parser.add_argument("-overwrite_plans_name", default=None, help="custom plans identifier")
+    parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--no_pbar", action="store_true")
+    args = parser.parse_args(argv)
+    for dataset in args.d:
+        identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder, args.pretrained,
+                                         args.isotropic, args.patch_size, args.np, args.verify_dataset_integrity,
+                                         args.clean, args.gpu_memory_target, args.overwrite_plans_name, args.verbose,
+                                         not args.no_pbar)
+        print(f"Plans written: {identifier}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""The image side: a STUNet encoder from a segmentation-trained nnU-Net model, globally average pooled.
+
+The encoder comes from an nnU-Net v2 model: ``checkpoint_final.pth`` (or any checkpoint file) plus
+the ``plans.json`` of its training, whose configuration names the network (it must be a STUNet)
+and its ``arch_kwargs``. The image embedding is the bottleneck feature map averaged over space,
+so its size is ``arch_kwargs['dims'][-1]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from torch import nn
+
+from nnunetv2_openvocab.network.checkpoint_loading import load_encoder_weights, read_checkpoint_state_dict
+from nnunetv2_openvocab.network.stunet import STUNet
+from nnunetv2_openvocab.text.encoder import module_fingerprint
+
+CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
+
+
+class PooledImageEncoder(nn.Module):
+    """STUNet encoder stages -> global average pool of the bottleneck; (B, C, X, Y, Z) -> (B, dims[-1]).
+
+    Holds the STUNet's `conv_blocks_context` under the same name, so its state dict has exactly the
+    `conv_blocks_context.*` keys of STUNet checkpoints. It does not call `STUNet.encode`, which
+    keeps every skip alive: at 220^3 the first stage alone is gigabytes that pooling never needs.
+    """
+
+    def __init__(self, network: STUNet):
+        super().__init__()
+        self.conv_blocks_context = network.conv_blocks_context
+        self.embedding_dim = network.dims[-1]
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        x = volumes
+        for stage in self.conv_blocks_context:
+            x = stage(x)
+        return x.mean(dim=tuple(range(2, x.ndim)))  # (B, C, *spatial) -> (B, C)
+
+
+@dataclass(frozen=True)
+class ImageEncoderInfo:
+    """What rebuilds the encoder (class, kwargs, channels) and where it came from; JSON-serialisable."""
+
+    network_class_name: str
+    arch_kwargs: dict
+    input_channels: int
+    embedding_dim: int
+    fingerprint: str
+    checkpoint: str
+    plans: str
+    configuration: str
+
+
+def resolve_nnunet_model(encoder_checkpoint: str | Path, plans: Optional[str | Path] = None) -> tuple[Path, Path]:
+    """(checkpoint file, plans.json) from a checkpoint file or an nnU-Net model folder.
+
+    A model folder (the one holding plans.json) must contain exactly one fold_*/checkpoint_final.pth
+    (else name the file). plans.json is looked up next to the checkpoint, then one folder up, as
+    nnU-Net stores it beside the fold folders.
+    """
+    path = Path(encoder_checkpoint)
+    if path.is_dir():
+        candidates = sorted(path.glob("fold_*/checkpoint_final.pth")) or sorted(
+            path / name for name in CHECKPOINT_NAMES if (path / name).is_file())
+        if len(candidates) != 1:
+            raise FileNotFoundError(
+                f"{path} holds {len(candidates)} candidate checkpoints ({[str(c) for c in candidates]}); pass the "
+                f"checkpoint file itself as --encoder-checkpoint, e.g. {path}/fold_0/checkpoint_final.pth.")
+        path = candidates[0]
+    if not path.is_file():
+        raise FileNotFoundError(f"Encoder checkpoint {path} does not exist; pass an nnU-Net checkpoint file or "
+                                f"model folder as --encoder-checkpoint.")
+    if plans is None:
+        found = [folder / "plans.json" for folder in (path.parent, path.parent.parent)
+                 if (folder / "plans.json").is_file()]
+        if not found:
+            raise FileNotFoundError(f"No plans.json next to {path} or in {path.parent.parent}; pass the plans of "
+                                    f"the model that produced the checkpoint with --plans.")
+        plans = found[0]
+    return path, Path(plans)
+
+
+def _build_stunet(network_class_name: str, arch_kwargs: dict, kw_requires_import, input_channels: int,
+                  source: str) -> STUNet:
+    # the decoder is built too (nnU-Net builds whole networks) but only the encoder stages are kept
+    network = get_network_from_plans(network_class_name, arch_kwargs, kw_requires_import, input_channels,
+                                     output_channels=1, allow_init=False, deep_supervision=False)
+    if not isinstance(network, STUNet):
+        raise ValueError(f"{source}: the network is {network_class_name}, but pretraining needs a STUNet "
+                         f"(nnunetv2_openvocab.network.stunet.STUNet) encoder. Use a STUNet-trained model.")
+    return network
+
+
+def _load_all_encoder_weights(network: STUNet, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    report = load_encoder_weights(network, state_dict, source=source)
+    if report.missing or report.mismatched:
+        raise ValueError(f"{source} does not cover the whole encoder of this STUNet (a locked, partly random "
+                         f"encoder would be useless):\n{report.summary()}\nCheck that --plans and --configuration "
+                         f"belong to the checkpoint.")
+
+
+def load_image_encoder_from_nnunet(checkpoint: Path, plans_file: Path, configuration: str
+                                   ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    configuration_manager = PlansManager(str(plans_file)).get_configuration(configuration)
+    input_channels = len(configuration_manager.normalization_schemes)
+    network = _build_stunet(configuration_manager.network_arch_class_name,
+                            configuration_manager.network_arch_init_kwargs,
+                            configuration_manager.network_arch_init_kwargs_req_import, input_channels,
+                            source=f"{plans_file} (configuration {configuration})")
+    _load_all_encoder_weights(network, read_checkpoint_state_dict(checkpoint), str(checkpoint))
+    encoder = PooledImageEncoder(network)
+    info = ImageEncoderInfo(
+        network_class_name=configuration_manager.network_arch_class_name,
+        arch_kwargs=dict(configuration_manager.network_arch_init_kwargs),
+        input_channels=input_channels, embedding_dim=encoder.embedding_dim,
+        fingerprint=module_fingerprint(encoder), checkpoint=str(checkpoint), plans=str(plans_file),
+        configuration=configuration)
+    return encoder, info
+
+
+def build_image_encoder(info: ImageEncoderInfo, state_dict: Mapping[str, torch.Tensor], source: str
+                        ) -> PooledImageEncoder:
+    """Rebuild the pooled encoder recorded in `info` and load `state_dict` (conv_blocks_context.* keys)."""
+    network = _build_stunet(info.network_class_name, info.arch_kwargs, [], info.input_channels, source)
+    _load_all_encoder_weights(network, state_dict, source)
+    return PooledImageEncoder(network)
+
+
+@torch.no_grad()
+def encode_locked(encoder: nn.Module, volumes: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """(N, C, *patch) -> (N, D) float32 on `device`, one volume at a time to bound memory at full patch size."""
+    return torch.cat([encoder(volume[None].to(device)).float() for volume in volumes])
+
+
+def lock(encoder: nn.Module) -> nn.Module:
+    """Eval mode and no gradients: the paper's best setting keeps the segmentation-trained encoder fixed."""
+    encoder.eval()
+    encoder.requires_grad_(False)
+    return encoder

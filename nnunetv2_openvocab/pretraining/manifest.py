@@ -1,0 +1,75 @@
+"""Read the caption manifest and split it into training and held-out validation volumes.
+
+``manifest.jsonl`` (written by caption curation and the CT-RATE converter) holds one JSON object per
+line: ``{"volume": path, "report": text, "captions": [text, ...]}``. Relative volume paths are
+relative to the manifest's folder; captions may be empty.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    volume: str  # absolute path
+    report: str
+    captions: tuple[str, ...]
+
+
+def _field(record: dict, name: str, kind: type, where: str):
+    value = record.get(name)
+    if not isinstance(value, kind):
+        raise ValueError(f"{where}: field {name!r} must be a {kind.__name__}, found {value!r}. Each line needs "
+                         f'{{"volume": path, "report": text, "captions": [text, ...]}}.')
+    return value
+
+
+def read_manifest(path: str | Path) -> list[ManifestEntry]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Manifest {path} does not exist; write it with nnUNetv2_openvocab_curate_captions "
+                                f"or the CT-RATE converter.")
+    entries, seen = [], set()
+    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}, line {line_number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{where} is not valid JSON ({error}).") from error
+        volume = os.path.abspath(os.path.join(path.parent, _field(record, "volume", str, where)))
+        if volume in seen:
+            raise ValueError(f"{where}: volume {volume} is listed twice; keep one line per volume.")
+        seen.add(volume)
+        captions = _field(record, "captions", list, where)
+        if not all(isinstance(caption, str) for caption in captions):
+            raise ValueError(f"{where}: field 'captions' must be a list of strings, found {captions!r}.")
+        entries.append(ManifestEntry(volume, _field(record, "report", str, where), tuple(captions)))
+    if not entries:
+        raise ValueError(f"Manifest {path} has no entries.")
+    return entries
+
+
+def volume_digest(volume: str) -> str:
+    """Stable id of a volume path (cache file names, validation split, augmentation seeds)."""
+    return hashlib.sha256(volume.encode("utf-8")).hexdigest()
+
+
+def split_train_validation(entries: Sequence[ManifestEntry], val_fraction: float
+                           ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
+    """Hold out ceil(val_fraction * N) volumes, the ones with the smallest path hash.
+
+    Hashing the path (not taking manifest positions) makes the split independent of line order.
+    """
+    held_out = set(sorted(range(len(entries)), key=lambda i: volume_digest(entries[i].volume))
+                   [:math.ceil(val_fraction * len(entries))])
+    train = [entry for i, entry in enumerate(entries) if i not in held_out]
+    validation = [entry for i, entry in enumerate(entries) if i in held_out]
+    return train, validation

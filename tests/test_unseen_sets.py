@@ -1,0 +1,75 @@
+"""Unseen-prompt sets: the shipped files (paper Tables VI/VII on TotalSegmentator v2) and their generation."""
+from __future__ import annotations
+
+import pytest
+
+from dataset_conversion.label_tables import load_label_table
+from dataset_conversion.taxonomy import load_taxonomy
+from dataset_conversion.unseen_sets import (load_unseen_set, shipped_sets, spec_unseen_set, taxonomy_unseen_set,
+                                            training_prompts)
+
+TOTALSEG_LABELS = list(load_label_table("totalsegmentator_v2").labels)
+
+
+def by_prompt(unseen):
+    return {p["prompt"]: p for p in unseen["prompts"]}
+
+
+def test_shipped_files_match_the_generator():
+    for unseen in shipped_sets():
+        assert load_unseen_set(unseen["name"]) == unseen
+
+
+@pytest.mark.parametrize("name", ["totalsegmentator_merged", "totalsegmentator_synonyms", "totalsegmentator_taxonomy"])
+def test_shipped_sets_have_the_evaluation_format(name):
+    unseen = load_unseen_set(name)
+    assert set(unseen) == {"name", "description", "prompts"} and unseen["name"] == name
+    seen = training_prompts(TOTALSEG_LABELS, load_taxonomy())
+    for entry in unseen["prompts"]:
+        assert set(entry) == {"prompt", "targets", "kind"} and entry["kind"] in ("merged", "synonym")
+        assert entry["targets"] and set(entry["targets"]) <= set(TOTALSEG_LABELS)
+        assert entry["prompt"].lower() not in seen
+
+
+def test_paper_table_vi_merged_prompts():
+    merged = by_prompt(load_unseen_set("totalsegmentator_merged"))
+    assert merged["left lung"]["targets"] == ["lung_upper_lobe_left", "lung_lower_lobe_left"]
+    assert set(merged["left and right lung"]["targets"]) == {n for n in TOTALSEG_LABELS if n.startswith("lung_")}
+    assert merged["left and right kidney"]["targets"] == ["kidney_left", "kidney_right"]
+    assert merged["cervical vertebrae"]["targets"] == [f"vertebrae_C{i}" for i in range(7, 0, -1)]
+    assert set(merged["left gluteus"]["targets"]) == {"gluteus_maximus_left", "gluteus_medius_left",
+                                                       "gluteus_minimus_left"}
+    assert len(merged["left ribs"]["targets"]) == 12
+    assert "left heart" not in merged and "'left heart'" in load_unseen_set("totalsegmentator_merged")["description"]
+
+
+def test_paper_table_vii_synonyms():
+    synonyms = by_prompt(load_unseen_set("totalsegmentator_synonyms"))
+    assert set(synonyms["renal organs"]["targets"]) == {"kidney_left", "kidney_right"}
+    assert synonyms["hepatic system"]["targets"] == ["liver"]
+    assert synonyms["small intestine"]["targets"] == ["small_bowel"]
+    assert all(p["kind"] == "synonym" for p in synonyms.values())
+
+
+def test_heart_entries_resolve_on_totalsegmentator_v1_style_labels():
+    """With heart chambers as labels (v1), the paper's heart prompts apply; with v2's single heart they do not."""
+    v1_like = [n for n in TOTALSEG_LABELS if n != "heart"] + [
+        "heart_myocardium", "heart_atrium_left", "heart_atrium_right", "heart_ventricle_left", "heart_ventricle_right"]
+    merged = by_prompt(spec_unseen_set("totalsegmentator_merged", v1_like))
+    assert set(merged["left heart"]["targets"]) == {"heart_atrium_left", "heart_ventricle_left"}
+    assert len(merged["heart"]["targets"]) == 5
+    synonyms = by_prompt(spec_unseen_set("totalsegmentator_synonyms", v1_like))
+    assert synonyms["heart muscle"]["targets"] == ["heart_myocardium"]
+
+
+def test_taxonomy_set_for_another_dataset():
+    amos = list(load_label_table("amos22").labels)
+    unseen = by_prompt(taxonomy_unseen_set("amos", amos))
+    assert unseen["kidney"]["targets"] == ["kidney_right", "kidney_left"] and unseen["kidney"]["kind"] == "merged"
+    assert unseen["adrenal gland"]["kind"] == "merged"
+    assert unseen["hepatic system"] == {"prompt": "hepatic system", "targets": ["liver"], "kind": "synonym"}
+
+
+def test_unknown_set_names_the_available_ones():
+    with pytest.raises(FileNotFoundError, match="totalsegmentator_merged"):
+        load_unseen_set("nope")
