@@ -1,14 +1,15 @@
-"""What a decomposer returns for one report."""
+"""Caption records: what a decomposer makes of one report, and what the RadLex filter keeps of it."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import NamedTuple, Optional, Sequence
 
 from caption_curation.reports import Report
 
 
-@dataclass(frozen=True)
-class Caption:
+class Caption(NamedTuple):
+    """A tuple, not a dataclass: a 50k-report run makes about a million, and passes them between processes."""
+
     text: str
     source_sentence: str  # the report text the caption was made from ("" if the LLM did not say)
 
@@ -26,5 +27,5 @@ class CuratedReport:
 
     report: Report
     raw_captions: list[Caption]
-    kept: list[tuple[Caption, list[str]]]  # (caption, matched RadLex terms), in decomposer order
+    kept: list[tuple[Caption, Sequence[str]]]  # (caption, matched RadLex terms), in decomposer order
     failure: Optional[str] = None

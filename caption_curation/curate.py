@@ -97,7 +97,7 @@ def _llm_curation(reports: list[Report], context: _RunContext) -> list[CuratedRe
     )
     decomposed = decomposer.decompose_all(reports)
     progress = tqdm(decomposed, desc="RadLex filter", unit="report")
-    return [filter_report(item, context.radlex_filter) for item in progress]
+    return [filter_report(item, context.radlex_filter.matched_terms) for item in progress]
 
 
 # each backend decomposes the reports and applies the RadLex filter

@@ -29,7 +29,7 @@ def volume_path(volume: str, volume_root: Optional[str]) -> str:
 
 def write_captions_csv(path: Path, curated: Iterable[CuratedReport], volume_root: Optional[str]) -> None:
     with atomic_write(path) as handle:
-        writer = csv.writer(handle)
+        writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CAPTION_COLUMNS)
         for item in curated:
             volume = volume_path(item.report.volume, volume_root)

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from caption_curation.anatomy_tagger import AnatomyTagger, default_tagger
 from caption_curation.captions import Caption
-from caption_curation.reports import Report
 from caption_curation.sentence_splitter import split_sentences
 from caption_curation.term_matcher import encode_words
+
+# reports are templated (half of the sentences of the 800 shared CT-RATE reports are repeats):
+# trim and tag each distinct sentence once
+_MEMO_SENTENCES = 1 << 16
 
 NEGATION_WORDS = frozenset({"no", "not", "without", "absent", "negative", "neither", "nor", "none"})
 _LEAD_IN = re.compile(r"^([^;:]{1,100})[;:]\s*(.+)$")
@@ -44,8 +48,10 @@ class OfflineDecomposer:
     def __init__(self, tagger: AnatomyTagger | None = None, max_attached: int = 2):
         self.tagger = tagger or default_tagger()
         self.max_attached = max_attached
+        self._trim = lru_cache(maxsize=_MEMO_SENTENCES)(self._trim_sentence)
+        self._continues_previous = lru_cache(maxsize=_MEMO_SENTENCES)(self.tagger.continues_previous)
 
-    def _trim(self, sentence: str) -> tuple[str, bool]:
+    def _trim_sentence(self, sentence: str) -> tuple[str, bool]:
         """(caption text, names an organ) for one sentence."""
         lead_in = _LEAD_IN.match(sentence)
         if lead_in and not is_negated(lead_in.group(1)):
@@ -56,9 +62,10 @@ class OfflineDecomposer:
         caption = sentence.rstrip(". ")
         return caption, bool(self.tagger.organs(caption))
 
-    def decompose(self, report: Report) -> list[Caption]:
+    def decompose(self, report_text: str) -> list[Caption]:
+        """Captions of one report's text (``Report.text``: findings, then impression)."""
         drafts: list[_Draft] = []
-        for sentence in split_sentences(report.text):
+        for sentence in split_sentences(report_text):
             text, names_organ = self._trim(sentence)
             if not text:
                 continue
@@ -68,7 +75,7 @@ class OfflineDecomposer:
                 and previous is not None
                 and previous.names_organ
                 and previous.attached < self.max_attached
-                and self.tagger.continues_previous(text)
+                and self._continues_previous(text)
             ):
                 previous.parts.append(text)
                 previous.sources.append(sentence)

@@ -112,16 +112,15 @@ def _write_case(case: Case, job: ConversionJob) -> List[Problem]:
     image_dest, label_dest = output_paths(job.output_folder, case)
     image = read_volume(case.image, "Image")
     check_looks_like_ct(image, case.image)
-    problems: List[Problem] = []
     if case.structure_masks:
         values, problems = _compose_structure_masks(case, image, job)
         label_image = array_like(values, image)
-    else:
-        if case.label is None:
-            raise CaseError("missing_file", f"Case {case.identifier} has no label path; the layout must give one.")
+    elif case.label is not None:
         label_image, header_problem = match_geometry(image, read_volume(case.label, "Label"), case.label)
         values = label_array(label_image, case.label)
-        problems += [header_problem] if header_problem else []
+        problems = [header_problem] if header_problem else []
+    else:
+        raise CaseError("missing_file", f"Case {case.identifier} has no label path; the layout must give one.")
     check_label_values(values, job.allowed_values, case.label or case.image.parent, job.label_table_path)
     # Copy files that need no change (fast, bit-exact); re-encode the rest.
     if str(case.image).endswith(FILE_ENDING):
@@ -131,7 +130,7 @@ def _write_case(case: Case, job: ConversionJob) -> List[Problem]:
     if case.label is not None and not problems and str(case.label).endswith(FILE_ENDING):
         copy_file_atomic(case.label, label_dest)
     else:
-        write_volume_atomic(array_like(values, image) if case.structure_masks else label_image, label_dest)
+        write_volume_atomic(label_image, label_dest)
     return problems
 
 

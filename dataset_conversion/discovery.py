@@ -37,13 +37,15 @@ def find_ids(root: Path, pattern: str) -> List[str]:
     regex = _pattern_regex(pattern)
     ids = set()
     for path in root.glob(pattern.replace(ID, "*")):
-        match = regex.match(path.relative_to(root).as_posix())
-        if match:
+        relative = path.relative_to(root)
+        match = regex.match(relative.as_posix())
+        if match and not any(part.startswith(".") for part in relative.parts):
             ids.add(match.group("id"))
     return sorted(ids)
 
 
-def paired_files(root: Path, image_pattern: str, label_pattern: Optional[str]) -> List[Tuple[str, Path, Optional[Path]]]:
+def paired_files(root: Path, image_pattern: str,
+                 label_pattern: Optional[str]) -> List[Tuple[str, Path, Optional[Path]]]:
     """(id, image path, label path) for every id found by either pattern; paths may not exist."""
     ids = set(find_ids(root, image_pattern))
     if label_pattern:

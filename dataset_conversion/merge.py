@@ -125,12 +125,15 @@ def _file_key(path: Path) -> str:
 def scan_fingerprints(images: Sequence[Path], cache_path: Path, num_processes: int) -> Dict[str, str]:
     """{image path: content hash}; hashes of unchanged files are reused from ``cache_path`` (resumable)."""
     cache = json.loads(cache_path.read_text(encoding="utf-8")) if cache_path.is_file() else {}
-    todo = [p for p in images if _file_key(p) not in cache]
+    present = [p for p in images if p.is_file()]
+    todo = [p for p in present if _file_key(p) not in cache]
     results = run_parallel(_fingerprint_worker, todo, num_processes, "Hashing scans",
                            lambda path, err: (str(path), f"unreadable:{path}"))  # unique: never a duplicate
     cache.update({_file_key(Path(p)): digest for p, digest in results})
     write_json_atomic(cache_path, cache)
-    return {str(p): cache[_file_key(p)] for p in images}
+    hashes = {str(p): f"missing:{p}" for p in images}  # missing images are reported when their case is merged
+    hashes.update({str(p): cache[_file_key(p)] for p in present})
+    return hashes
 
 
 def plan_merged_cases(sources: Sequence[SourceDataset], fingerprints: Mapping[str, str]) -> List[MergedCase]:
@@ -224,7 +227,8 @@ def _merge_crashed(case: MergedCase, err: BaseException) -> dict:
     return {"identifier": case.identifier, "failed": True, "problems": [problem.to_json()]}
 
 
-def merged_text_prompts(names: Sequence[str], sources: Sequence[SourceDataset], taxonomy: Taxonomy) -> Dict[str, List[str]]:
+def merged_text_prompts(names: Sequence[str], sources: Sequence[SourceDataset],
+                        taxonomy: Taxonomy) -> Dict[str, List[str]]:
     """Taxonomy prompts; for a name outside the taxonomy, the first source's own prompts (or the name itself)."""
     prompts = {}
     for name in names:

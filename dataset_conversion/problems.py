@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping
+from typing import Dict, Iterable, List, Mapping, Optional
 
 from dataset_conversion.file_utils import write_json_atomic
 
@@ -51,7 +51,7 @@ class CaseError(Exception):
 
 
 def write_problem_report(path: Path, title: str, problems_by_case: Mapping[str, Iterable[Problem]],
-                         num_cases: int, extra: Dict = None) -> dict:
+                         num_cases: int, extra: Optional[Dict] = None) -> dict:
     """Write ``{title, num_cases, failed, warnings, problem_counts, ...extra}`` and log a one-line summary."""
     failed: Dict[str, List[dict]] = {}
     warnings: Dict[str, List[dict]] = {}

@@ -109,5 +109,6 @@ def scan_fingerprint(image: sitk.Image) -> str:
     geometry = (image.GetSize(), rounded(image.GetSpacing(), 3), rounded(image.GetOrigin(), 2),
                 rounded(image.GetDirection(), 4))
     digest.update(repr(geometry).encode())
-    digest.update(np.ascontiguousarray(sitk.GetArrayViewFromImage(image), dtype=np.float32).tobytes())
+    for axial_slice in sitk.GetArrayViewFromImage(image):  # slice by slice: no full float32 copy of a large scan
+        digest.update(np.ascontiguousarray(axial_slice, dtype=np.float32).tobytes())
     return digest.hexdigest()

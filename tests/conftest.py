@@ -22,7 +22,7 @@ SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA", REPO.parent / "shared
 LEARNING_DATASET_ID = 990
 LEARNING_PLANS = "nnUNetPlans_STUNetB_width8"
 LEARNING_TRAINER = "nnUNetTrainerOpenVocab_CPUShort"
-PATCH_SIZE = ("64", "64", "64")
+PATCH_SIZE = ("48", "48", "48")
 
 
 def shared_data(*parts: str) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from caption_curation.curate import curate_captions
+from caption_curation.curate import LLMSettings, curate_captions
 from caption_curation.curate_entry import main
 from test_caption_llm_client import API_KEY, Reply, ScriptedChatServer, good_reply
 
@@ -101,6 +101,25 @@ def test_shards_split_the_reports_without_overlap_and_rerun_identically(tmp_path
     assert before == {p.name: p.read_bytes() for p in shard_dir.iterdir() if p.suffix != ".png"}
 
 
+def test_llm_shards_share_the_cache_and_an_unsharded_run_merges_without_requests(tmp_path, small_radlex, monkeypatch):
+    monkeypatch.setenv("CAPTION_TEST_KEY", API_KEY)
+    findings = [f"The liver has a {i} mm cyst." for i in range(12)]
+    csv_path = write_ct_rate_csv(tmp_path / "reports.csv", findings)
+    with ScriptedChatServer() as server:
+        llm = LLMSettings(base_url=server.url, model="test-model", api_key_env="CAPTION_TEST_KEY", workers=2)
+        for shard in range(2):
+            curate_captions(csv_path, tmp_path / "out", backend="openai", llm=llm, radlex=small_radlex,
+                            shard=shard, num_shards=2)
+        assert sum(server.received.values()) == 12
+        merged = curate_captions(csv_path, tmp_path / "out", backend="openai", llm=llm, radlex=small_radlex)
+        assert sum(server.received.values()) == 12  # everything came from the shards' cache files
+    assert set(server.authorization) == {f"Bearer {API_KEY}"}
+    assert merged.output_dir == tmp_path / "out" and merged.reports == 12 and merged.failed_reports == 0
+    assert sorted(p.name for p in (tmp_path / "out" / "llm_cache").iterdir()) == [
+        "answers.shard-000-of-002.jsonl", "answers.shard-001-of-002.jsonl"]  # the merge run wrote no answers
+    assert [len(entry["captions"]) for entry in read_manifest(merged.output_dir / "manifest.jsonl")] == [2] * 12
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -179,11 +198,12 @@ def test_openai_backend_survives_kill_9_without_duplicate_requests_or_leaked_key
         second = run_cli(csv_path, out, server, small_radlex)
         second_output = "".join(second.communicate(timeout=120))
         assert second.returncode == 0, second_output
-        in_flight.set()
+        answered, received = server.answered.copy(), server.received.copy()
+        in_flight.set()  # let the requests of the killed run finish (into closed sockets)
 
     # every distinct report was answered exactly once; only the killed in-flight requests were sent again
-    assert len(server.answered) == distinct_reports and set(server.answered.values()) == {1}
-    assert sum(server.received.values()) == distinct_reports + left_in_flight
+    assert len(answered) == distinct_reports and set(answered.values()) == {1}
+    assert sum(received.values()) == distinct_reports + left_in_flight
     assert "18 reports (1 failed)" in second_output  # the PROSE report: one recorded failure
 
     manifest = read_manifest(out / "manifest.jsonl")

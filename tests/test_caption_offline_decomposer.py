@@ -20,7 +20,7 @@ REAL_REPORTS = SHARED_DATA / "ct_rate_reports" / "train.csv"
 
 
 def captions_of(findings: str, impression: str = "") -> list[str]:
-    return [c.text for c in OfflineDecomposer().decompose(Report("v", findings, impression, 1))]
+    return [c.text for c in OfflineDecomposer().decompose(Report("v", findings, impression, 1).text)]
 
 
 def test_sentence_splitting_handles_bullets_abbreviations_and_decimals():
@@ -50,9 +50,9 @@ def test_organless_follow_up_sentence_joins_the_previous_organ_caption():
 
 def test_repeated_sentences_give_one_caption_and_output_is_deterministic():
     report = Report("v", "Liver is normal. Heart is normal.", "Liver is normal.", 1)
-    first = OfflineDecomposer().decompose(report)
+    first = OfflineDecomposer().decompose(report.text)
     assert [c.text for c in first] == ["Liver is normal", "Heart is normal"]
-    assert OfflineDecomposer().decompose(report) == first
+    assert OfflineDecomposer().decompose(report.text) == first
 
 
 def test_tagger_prefers_the_longest_organ_name():
@@ -66,7 +66,7 @@ def real_captions():
     if not REAL_REPORTS.is_file():
         pytest.skip("shared CT-RATE reports not available")
     decomposer = OfflineDecomposer()
-    return [(report, decomposer.decompose(report)) for report in read_reports(REAL_REPORTS).reports]
+    return [(report, decomposer.decompose(report.text)) for report in read_reports(REAL_REPORTS).reports]
 
 
 def test_real_liver_sentences_become_liver_captions(real_captions):

@@ -82,6 +82,8 @@ def test_converter_on_native_replica(converter, tmp_path):
     variants = write_layout_replica(native, table, ids_by_split)
     if converter.startswith("msd"):
         write_msd_dataset_json(native)
+        for folder in ("imagesTr", "labelsTr"):  # macOS resource forks shipped in some MSD tarballs
+            (native / folder / f"._{ids_by_split[TRAIN][0]}.nii.gz").write_bytes(b"\x00\x05\x16\x07")
     dataset_json_path = convert_to_nnunet(converter.replace("_gtv", ""), native, 501, num_processes=1,
                                           output_root=tmp_path / "raw", **options)
     folder = dataset_json_path.parent
@@ -90,6 +92,8 @@ def test_converter_on_native_replica(converter, tmp_path):
     assert dataset["channel_names"] == {"0": "CT"} and dataset["file_ending"] == ".nii.gz"
     assert dataset["labels"] == nnunet_labels(table.labels)
     assert dataset["numTraining"] == len(ids_by_split[TRAIN])
+    report = json.loads((folder / "conversion_report.json").read_text())
+    assert report["num_cases"] == sum(map(len, ids_by_split.values())) and report["num_failed"] == 0
     assert dataset["licence"] == table.licence and dataset["source"] == table.source
     assert ("regions_class_order" in dataset) == any(len(v) > 1 for v in table.labels.values())
     assert_prompts_follow_taxonomy(dataset)
@@ -174,8 +178,10 @@ def test_ct_rate_manifest_from_real_reports(tmp_path):
     for i, text in enumerate(reports["report_text"], start=1):
         findings, _, impression = text.partition('"')
         name = f"train_{i}_a_1.nii.gz"
+        if i == 4:  # report 4 is empty
+            findings = impression = ""
         rows.append({"VolumeName": name, "ClinicalInformation_EN": "", "Technique_EN": "",
-                     "Findings_EN": findings.strip() if i != 4 else "", "Impressions_EN": impression.strip() if i != 4 else ""})
+                     "Findings_EN": findings.strip(), "Impressions_EN": impression.strip()})
         if i != 3:  # volume 3 is missing
             path = ct_rate.volume_path(native / "train", name)
             path.parent.mkdir(parents=True)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -12,8 +11,8 @@ from dataset_conversion.case_conversion import TRAIN, Case, ConversionJob, marke
 from dataset_conversion.convert_entry import convert_to_nnunet
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.parallel import run_parallel
-from test_conversion_support import (example_ct, image_from, native_label_map, read_array, requires_shared_data,
-                                     totalseg_class_map, verify_with_nnunet, write, write_layout_replica,
+from test_conversion_support import (example_ct, image_from, read_array, requires_shared_data, totalseg_class_map,
+                                     verify_with_nnunet, write, write_layout_replica,
                                      write_totalsegmentator_replica)
 
 pytestmark = requires_shared_data

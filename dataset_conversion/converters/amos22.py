@@ -31,7 +31,7 @@ def convert(native_folder: Path, output_folder: Path, num_processes: Optional[in
     skipped = []
 
     def is_ct(native_id: str) -> bool:
-        if int(native_id) <= max_ct_id:
+        if native_id.isdigit() and int(native_id) <= max_ct_id:
             return True
         skipped.append(native_id)
         return False
@@ -39,5 +39,6 @@ def convert(native_folder: Path, output_folder: Path, num_processes: Optional[in
     path = convert_by_layout(TABLE_KEY, native_folder, output_folder, num_processes, keep_id=is_ct,
                              split_override={TEST: TRAIN} if validation_into_training else None)
     if skipped:
-        logger.info("Left out %d MRI cases (ids > %d).", len(set(skipped)), max_ct_id)
+        logger.info("Left out %d cases that are not CT (ids > %d): %s", len(set(skipped)), max_ct_id,
+                    ", ".join(sorted(set(skipped))[:10]))
     return path

@@ -6,7 +6,8 @@ Content (only tensors, numbers, strings, lists and dicts, so weights_only loadin
   model      ContrastiveModel state dict (text tower, and the image encoder when unlocked)
   loss       loss state dict (the learnable logit scale)
   optimizer, scheduler   their state dicts
-  rng        one {"cpu": ByteTensor, "cuda": ByteTensor or absent} per process, in rank order (dropout)
+  rng        one {"cpu": ByteTensor, "cuda": ByteTensor or absent} per process, in rank order (dropout);
+             numpy and Python RNGs need no saving: samples draw from generators seeded per (epoch, index)
 """
 from __future__ import annotations
 

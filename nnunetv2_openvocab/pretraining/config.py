@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Type, TypeVar
 
+from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
+
 ConfigT = TypeVar("ConfigT")
 
 
@@ -22,7 +24,7 @@ class PreprocessingConfig:
     patch_size: voxels after centre pad/crop (pad value 0 = the normalised mean, as nnU-Net's predictor pads).
     num_augmented_views: extra views per volume besides the unaugmented view 0; each is a shifted
         crop (up to ``max_shift_voxels`` per axis), optionally mirrored, with intensity x U(1 +- intensity_scale)
-        + U(+- intensity_shift). Views are seeded by (seed, volume, view), so they are reproducible.
+        + U(+- intensity_shift). Views are seeded by (augmentation_seed, volume, view), so they are reproducible.
     """
 
     target_spacing: tuple[float, ...] = (1.5, 1.5, 1.5)
@@ -32,7 +34,7 @@ class PreprocessingConfig:
     mirror: bool = True
     intensity_scale: float = 0.1
     intensity_shift: float = 0.1
-    seed: int = 0
+    augmentation_seed: int = 0
 
     def __post_init__(self):
         # JSON gives lists; keep tuples so configs compare and hash by value
@@ -67,7 +69,7 @@ class TrainConfig:
     val_fraction: share of the manifest held out for retrieval validation (chosen by volume-path hash).
     """
 
-    text_encoder: str = "FremyCompany/BioLORD-2023"
+    text_encoder: str = DEFAULT_TEXT_ENCODER
     text_trainable_layers: int = -1
     text_dropout: Optional[float] = None
     max_text_tokens: Optional[int] = None

@@ -20,6 +20,7 @@ class ManifestEntry:
     volume: str  # absolute path
     report: str
     captions: tuple[str, ...]
+    name: str  # the volume as written in the manifest; keys the validation split
 
 
 def _field(record: dict, name: str, kind: type, where: str):
@@ -44,14 +45,15 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
             record = json.loads(line)
         except json.JSONDecodeError as error:
             raise ValueError(f"{where} is not valid JSON ({error}).") from error
-        volume = os.path.abspath(os.path.join(path.parent, _field(record, "volume", str, where)))
+        name = _field(record, "volume", str, where)
+        volume = os.path.abspath(os.path.join(path.parent, name))
         if volume in seen:
             raise ValueError(f"{where}: volume {volume} is listed twice; keep one line per volume.")
         seen.add(volume)
         captions = _field(record, "captions", list, where)
         if not all(isinstance(caption, str) for caption in captions):
             raise ValueError(f"{where}: field 'captions' must be a list of strings, found {captions!r}.")
-        entries.append(ManifestEntry(volume, _field(record, "report", str, where), tuple(captions)))
+        entries.append(ManifestEntry(volume, _field(record, "report", str, where), tuple(captions), name))
     if not entries:
         raise ValueError(f"Manifest {path} has no entries.")
     return entries
@@ -64,11 +66,12 @@ def volume_digest(volume: str) -> str:
 
 def split_train_validation(entries: Sequence[ManifestEntry], val_fraction: float
                            ) -> tuple[list[ManifestEntry], list[ManifestEntry]]:
-    """Hold out ceil(val_fraction * N) volumes, the ones with the smallest path hash.
+    """Hold out ceil(val_fraction * N) volumes, the ones whose manifest name has the smallest hash.
 
-    Hashing the path (not taking manifest positions) makes the split independent of line order.
+    Hashing the name as written (not manifest positions, not the resolved path) keeps the split when
+    lines are reordered or the data set moves.
     """
-    held_out = set(sorted(range(len(entries)), key=lambda i: volume_digest(entries[i].volume))
+    held_out = set(sorted(range(len(entries)), key=lambda i: volume_digest(entries[i].name))
                    [:math.ceil(val_fraction * len(entries))])
     train = [entry for i, entry in enumerate(entries) if i not in held_out]
     validation = [entry for i, entry in enumerate(entries) if i in held_out]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from torch import nn
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 

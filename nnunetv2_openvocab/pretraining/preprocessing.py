@@ -43,10 +43,10 @@ def volume_seed(volume: str) -> int:
 
 
 def make_view(volume: np.ndarray, config: PreprocessingConfig, view: int, seed_of_volume: int) -> np.ndarray:
-    """View 0 is the centred window; views >= 1 are augmentations seeded by (config.seed, seed_of_volume, view)."""
+    """View 0 is the centred window; views >= 1 are augmentations seeded by (config.augmentation_seed, seed_of_volume, view)."""
     if view == 0:
         return pad_or_crop(volume, config.patch_size)
-    rng = np.random.default_rng([config.seed, seed_of_volume, view])
+    rng = np.random.default_rng([config.augmentation_seed, seed_of_volume, view])
     shift = rng.integers(-config.max_shift_voxels, config.max_shift_voxels + 1, size=3)
     patch = pad_or_crop(volume, config.patch_size, shift)
     if config.mirror:

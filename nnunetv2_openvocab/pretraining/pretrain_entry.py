@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 from typing import Optional, Type
 
 from nnunetv2_openvocab.pretraining.config import (
@@ -123,7 +124,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         run = train(args.manifest, args.out, _config(TrainConfig, args.config, args), args.cache,
                     args.encoder_checkpoint, args.plans, args.configuration, preprocessing, args.device,
                     args.resume, args.stop_after_steps, args.num_workers)
-        print(f"run in {run}")
+        if os.environ.get("RANK", "0") == "0":  # once under torchrun
+            print(f"run in {run}")
     else:
         from nnunetv2_openvocab.pretraining.export import export_aligned_checkpoint
 

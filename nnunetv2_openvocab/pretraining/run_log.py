@@ -1,5 +1,6 @@
 """The run's logs: training_log.jsonl (one line per step), validation.jsonl (one per validation) and
-loss_curve.png (losses and validation recall@k against steps), all rewritten atomically.
+loss_curve.png (losses and validation recall@k against steps), all rewritten atomically: the logs
+at every epoch end and checkpoint, the curve at every checkpoint.
 
 On resume the logs are cut back to the checkpoint's step, so replayed steps are not listed twice.
 """
@@ -41,11 +42,12 @@ class RunLog:
     def add_validation(self, record: dict) -> None:
         self.records[VALIDATION_LOG].append(record)
 
-    def flush(self) -> None:
-        """Write both logs and redraw the curve."""
+    def flush(self, plot: bool) -> None:
+        """Write both logs; redraw the curve if `plot` (rendering costs more than an epoch of a small run)."""
         for name in self.records:
             self._write(name)
-        self.plot()
+        if plot:
+            self.plot()
 
     def plot(self) -> None:
         import matplotlib

@@ -3,7 +3,7 @@
 A run folder holds config.json (TrainConfig), run.json (image encoder and image source),
 image_encoder.safetensors (the locked encoder, for export), checkpoint.pt (see checkpointing.py)
 and the logs of run_log.py. Validation (image <-> report recall@1/5/10 on the held-out volumes)
-runs at every epoch end.
+runs at every epoch end; checkpoints are written every checkpoint_every_steps steps and at the end.
 """
 from __future__ import annotations
 
@@ -78,26 +78,129 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
                                  train, validation)
 
 
-def _write_run_info(out: Path, config: TrainConfig, image_side: ImageSide, text_dim: int) -> None:
-    write_json_atomic(out / CONFIG_NAME, config_to_dict(config))
-    write_json_atomic(out / RUN_INFO, {"format": RUN_FORMAT, "image_encoder": dataclasses.asdict(image_side.info),
-                                       "image_source": image_side.provenance, "sentence_embedding_dim": text_dim})
-    if not config.unlock_image_encoder:
-        save_tensors_atomic(out / ENCODER_WEIGHTS, image_side.initial_encoder_state,
-                            metadata={"fingerprint": image_side.info.fingerprint})
+class ContrastiveTraining:
+    """One run's model, optimiser and position in the global batch order; `run` trains up to a step."""
 
+    def __init__(self, config: TrainConfig, out: Path, context: DistributedContext, train_entries: list[ManifestEntry],
+                 validation: list[ManifestEntry], image_side: ImageSide):
+        self.config, self.out, self.context = config, out, context
+        self.validation, self.image_side = validation, image_side
+        torch.manual_seed(config.seed)  # the projection's initialisation
+        text_tower = build_text_tower(config, image_side.info.embedding_dim, context.device)
+        self.locked_encoder = None
+        if image_side.encoder is not None and not config.unlock_image_encoder:
+            self.locked_encoder = lock(image_side.encoder).to(context.device)
+        trainable_encoder = image_side.encoder if config.unlock_image_encoder else None
+        self.model = ContrastiveModel(text_tower, trainable_encoder).to(context.device)
+        self.loss_fn = build_loss(config, context.rank, context.world_size).to(context.device)
+        self.optimizer = build_optimizer(config, self.model, self.loss_fn)
+        self.sampler = GlobalBatchSampler(len(train_entries), config.batch_size, context.rank, context.world_size,
+                                          config.seed)
+        self.total_steps = config.epochs * self.sampler.batches_per_epoch
+        self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup_steps, self.total_steps)
+        self.dataset = ContrastiveDataset(train_entries, image_side.train_source, image_side.num_views,
+                                          config.captions_per_sample, config.seed)
+        self.run_log = RunLog(out) if context.is_main else None
+        self.step = 0
+        torch.manual_seed(config.seed + context.rank)  # dropout differs between processes
 
-@torch.no_grad()
-def _validate(model: ContrastiveModel, image_side: ImageSide, locked_encoder, validation: list[ManifestEntry],
-              device: torch.device) -> dict[str, float]:
-    model.eval()
-    encoder = model.image_encoder if model.image_encoder is not None else locked_encoder
-    images = image_side.validation_features(len(validation), encoder, device)
-    reports = [entry.report for entry in validation]
-    texts = torch.cat([model.text_tower(reports[i:i + VALIDATION_BATCH])
-                       for i in range(0, len(reports), VALIDATION_BATCH)])
-    model.train()
-    return retrieval_recall(images, texts)
+    def start(self) -> None:
+        """A new run: write its config, run info and (locked) encoder weights."""
+        if self.context.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.out / CONFIG_NAME, config_to_dict(self.config))
+            write_json_atomic(self.out / RUN_INFO, {
+                "format": RUN_FORMAT, "image_encoder": dataclasses.asdict(self.image_side.info),
+                "image_source": self.image_side.provenance,
+                "sentence_embedding_dim": sentence_embedding_dim(self.model.text_tower.sentence_model)})
+            if not self.config.unlock_image_encoder:
+                save_tensors_atomic(self.out / ENCODER_WEIGHTS, self.image_side.initial_encoder_state,
+                                    metadata={"fingerprint": self.image_side.info.fingerprint})
+        self.context.barrier()
+
+    def restore(self) -> None:
+        """Continue from the checkpoint; the image side must be the one the run started with."""
+        run_info = json.loads((self.out / RUN_INFO).read_text(encoding="utf-8"))
+        started = (run_info["image_source"], run_info["image_encoder"]["fingerprint"])
+        now = (json.loads(json.dumps(self.image_side.provenance)), self.image_side.info.fingerprint)  # tuples -> lists
+        if started != now:
+            raise ValueError(f"--resume: {self.out} was trained on other image embeddings (see its {RUN_INFO}: "
+                             f"{json.dumps(run_info['image_source'])[:200]}); pass the same --cache or "
+                             f"--encoder-checkpoint and preprocessing options as when it started.")
+        state = load_checkpoint(self.out / CHECKPOINT_NAME)
+        self.model.load_state_dict(state["model"])
+        self.loss_fn.load_state_dict(state["loss"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"], self.context)
+        self.step = state["step"]
+        if self.run_log is not None:
+            self.run_log.truncate(self.step)
+        logger.info("Resumed %s at step %d of %d.", self.out, self.step, self.total_steps)
+
+    def save(self) -> None:
+        """Checkpoint and logs with curve (collective: every process calls it)."""
+        rng = gather_rng_states(self.context)
+        if self.context.is_main:
+            save_checkpoint(self.out / CHECKPOINT_NAME, {
+                "step": self.step, "model": self.model.state_dict(), "loss": self.loss_fn.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "rng": rng})
+            self.run_log.flush(plot=True)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Image <-> report recall@1/5/10 over the held-out volumes (view 0), in eval mode."""
+        self.model.eval()
+        encoder = self.model.image_encoder if self.model.image_encoder is not None else self.locked_encoder
+        images = self.image_side.validation_features(len(self.validation), encoder, self.context.device)
+        reports = [entry.report for entry in self.validation]
+        texts = torch.cat([self.model.text_tower(reports[i:i + VALIDATION_BATCH])
+                           for i in range(0, len(reports), VALIDATION_BATCH)])
+        self.model.train()
+        return retrieval_recall(images, texts)
+
+    def end_epoch(self, epoch: int) -> None:
+        if self.validation:
+            recall = self.validate()
+            self.run_log.add_validation({"step": self.step, "epoch": epoch, **recall})
+            logger.info("Epoch %d validation: %s", epoch, json.dumps(recall))
+        self.run_log.flush(plot=False)
+
+    def run(self, last_step: int, num_workers: int) -> None:
+        """Train until step `last_step`, then checkpoint; `num_workers` preprocess volumes encoded on the fly."""
+        parallel_model = sum_gradients(self.model, self.context)
+        progress = tqdm(total=self.total_steps, initial=self.step, desc="contrastive pretraining",
+                        disable=not self.context.is_main)
+        self.model.train()
+        while self.step < last_step:
+            epoch, start = divmod(self.step, self.sampler.batches_per_epoch)
+            # an own generator: a DataLoader otherwise draws its worker seed from the global RNG (= dropout's)
+            loader = DataLoader(self.dataset, batch_sampler=self.sampler.batches(epoch, start), collate_fn=collate,
+                                num_workers=num_workers if self.image_side.yields_volumes else 0,
+                                generator=torch.Generator().manual_seed(self.config.seed + epoch))
+            tick = time.perf_counter()
+            for batch in loader:
+                losses = forward_backward(parallel_model, self.loss_fn, batch, self.context.device,
+                                          self.locked_encoder)
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                progress.update()
+                progress.set_postfix(loss=f"{losses['loss']:.4f}")
+                if self.run_log is not None:
+                    self.run_log.add_training({"step": self.step, "epoch": epoch, **losses,
+                                               "logit_scale": self.loss_fn.scale().item(),
+                                               "learning_rates": self.scheduler.get_last_lr(),
+                                               "seconds": time.perf_counter() - tick})
+                if self.step % self.sampler.batches_per_epoch == 0 and self.context.is_main:
+                    self.end_epoch(epoch)
+                if self.step == last_step or self.step % self.config.checkpoint_every_steps == 0:
+                    self.save()
+                if self.step == last_step:
+                    break
+                tick = time.perf_counter()
+        progress.close()
 
 
 def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] = None,
@@ -117,80 +220,11 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
     train_entries, validation = split_train_validation(read_manifest(manifest), config.val_fraction)
     image_side = _image_side(config, cache, encoder_checkpoint, plans, configuration, preprocessing,
                              train_entries, validation)
-
-    torch.manual_seed(config.seed)  # the projection's initialisation
-    text_tower = build_text_tower(config, image_side.info.embedding_dim, context.device)
-    locked_encoder = None
-    if image_side.encoder is not None and not config.unlock_image_encoder:
-        locked_encoder = lock(image_side.encoder).to(context.device)
-    trainable_encoder = image_side.encoder if config.unlock_image_encoder else None
-    model = ContrastiveModel(text_tower, trainable_encoder).to(context.device)
-    loss_fn = build_loss(config, context.rank, context.world_size).to(context.device)
-    optimizer = build_optimizer(config, model, loss_fn)
-    sampler = GlobalBatchSampler(len(train_entries), config.batch_size, context.rank, context.world_size, config.seed)
-    total_steps = config.epochs * sampler.batches_per_epoch
-    scheduler = warmup_cosine_schedule(optimizer, config.warmup_steps, total_steps)
-    torch.manual_seed(config.seed + context.rank)  # dropout differs between processes
-
-    run_log = RunLog(out) if context.is_main else None
-    step = 0
+    training = ContrastiveTraining(config, out, context, train_entries, validation, image_side)
     if resume:
-        state = load_checkpoint(out / CHECKPOINT_NAME)
-        model.load_state_dict(state["model"])
-        loss_fn.load_state_dict(state["loss"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng_state(state["rng"], context)
-        step = state["step"]
-        if run_log is not None:
-            run_log.truncate(step)
-        logger.info("Resumed %s at step %d of %d.", out, step, total_steps)
-    elif context.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        _write_run_info(out, config, image_side, sentence_embedding_dim(text_tower.sentence_model))
-    context.barrier()
-
-    def checkpoint() -> None:
-        rng = gather_rng_states(context)  # collective
-        if context.is_main:
-            save_checkpoint(out / CHECKPOINT_NAME, {
-                "step": step, "model": model.state_dict(), "loss": loss_fn.state_dict(),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng})
-            run_log.flush()
-
-    parallel_model = sum_gradients(model, context)
-    dataset = ContrastiveDataset(train_entries, image_side.train_source, image_side.num_views,
-                                 config.captions_per_sample, config.seed)
-    last = min(total_steps, stop_after_steps if stop_after_steps is not None else total_steps)
-    progress = tqdm(total=total_steps, initial=step, desc="contrastive pretraining", disable=not context.is_main)
-    model.train()
-    while step < last:
-        epoch, start = divmod(step, sampler.batches_per_epoch)
-        loader = DataLoader(dataset, batch_sampler=sampler.batches(epoch, start), collate_fn=collate,
-                            num_workers=num_workers if image_side.yields_volumes else 0)
-        tick = time.perf_counter()
-        for batch in loader:
-            losses = forward_backward(parallel_model, loss_fn, batch, context.device, locked_encoder)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            progress.update()
-            progress.set_postfix(loss=f"{losses['loss']:.4f}")
-            if run_log is not None:
-                run_log.add_training({"step": step, "epoch": epoch, **losses,
-                                      "logit_scale": loss_fn.scale().item(),
-                                      "learning_rates": scheduler.get_last_lr(),
-                                      "seconds": time.perf_counter() - tick})
-            end_of_epoch = step % sampler.batches_per_epoch == 0
-            if end_of_epoch and context.is_main and validation:
-                recall = _validate(model, image_side, locked_encoder, validation, context.device)
-                run_log.add_validation({"step": step, "epoch": epoch, **recall})
-                logger.info("Epoch %d validation: %s", epoch, json.dumps(recall))
-            if end_of_epoch or step == last or step % config.checkpoint_every_steps == 0:
-                checkpoint()
-            if step == last:
-                break
-            tick = time.perf_counter()
-    progress.close()
+        training.restore()
+    else:
+        training.start()
+    last_step = training.total_steps if stop_after_steps is None else min(training.total_steps, stop_after_steps)
+    training.run(last_step, num_workers)
     return out

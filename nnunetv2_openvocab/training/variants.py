@@ -59,9 +59,15 @@ class nnUNetTrainerOpenVocab_CPUSmoke(_Schedule, nnUNetTrainerOpenVocab):
 
 
 class nnUNetTrainerOpenVocab_CPUShort(_Schedule, nnUNetTrainerOpenVocab):
-    """A few CPU minutes for a width-8 STUNet on small patches: AdamW converges in far fewer steps than SGD."""
+    """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, and AdamW
+    converges in far fewer steps than nnU-Net's SGD."""
 
-    schedule = (5, 40, 2)
+    schedule = (6, 50, 2)
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device("cuda")):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.oversample_foreground_percent = 1.0
 
     def configure_optimizers(self):
         self.initial_lr = 3e-3

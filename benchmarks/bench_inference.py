@@ -1,0 +1,194 @@
+"""Inference speed and memory of OpenVocabPredictor against nnU-Net's stock nnUNetPredictor (issue 4, item 3).
+
+Model: the demo's width-8 STU-Net B trained on the bundled real CT (run ``nnUNetv2_openvocab_demo`` first, or
+pass ``--model-folder``). Image: that CT (3 mm, 122x101x112) and the same CT resampled to 1 mm (366x303x336).
+Prompts: 32 TotalSegmentator structure names. The stock predictor gets the same network in nnU-Net's default
+mode with those 32 prompts as its classes (33 output channels with background).
+
+  (a) time with 32 prompts / time with 1 prompt (``predict_single_image``: read, preprocess, sliding window,
+      masks in the original geometry), at 3 mm and at 1 mm. Goal <= 1.10.
+  (b) peak RSS of ours / the stock predictor's, 32 prompts = 32 classes, 1 mm input, each in its own
+      subprocess that reads the file and writes its outputs. Goal <= 0.5.
+  (c) sliding-window prediction (preprocessed volume -> 32 masks in the original geometry, written) / the summed
+      bare forward passes ``network(tile, 32 embeddings)`` of the same tiles, at 3 mm and 1 mm. Goal <= 1.25.
+
+Usage: python benchmarks/bench_inference.py [--model-folder DIR] [--checkpoint checkpoint_best.pth] [--repeats 3]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import SimpleITK as sitk
+import torch
+
+from nnunetv2_openvocab.example_dataset import CLASS_MAP, EXAMPLE_CT
+from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOptions
+from nnunetv2_openvocab.inference.input_images import find_cases, read_case
+from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
+from nnunetv2_openvocab.inference.sliding_window import SlidingWindow
+from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+
+DEMO_MODEL = Path("openvocab_demo/nnUNet_results/Dataset990_OpenVocabExample/"
+                  "nnUNetTrainerOpenVocab_CPUShort__nnUNetPlans_STUNetB_width8__3d_fullres")
+NUM_PROMPTS = 32
+
+
+def benchmark_prompts(count: int = NUM_PROMPTS) -> list:
+    names = list(json.loads(CLASS_MAP.read_text()).values())[:count]
+    return [name.replace("_", " ") for name in names]
+
+
+def checkpoint_name(model_folder: Path, requested: str | None) -> str:
+    if requested:
+        return requested
+    return next(n for n in ("checkpoint_final.pth", "checkpoint_best.pth") if (model_folder / "fold_all" / n).is_file())
+
+
+def make_predictor(model_folder: Path, checkpoint: str) -> OpenVocabPredictor:
+    return OpenVocabPredictor(0.5, use_mirroring=False, device=torch.device("cpu"), show_progress=False) \
+        .initialize_from_trained_model_folder(model_folder, ("all",), checkpoint)
+
+
+def one_mm_ct(folder: Path) -> Path:
+    ct = sitk.ReadImage(str(EXAMPLE_CT))
+    size = [int(round(n * s)) for n, s in zip(ct.GetSize(), ct.GetSpacing())]
+    resampled = sitk.Resample(ct, size, sitk.Transform(), sitk.sitkLinear, ct.GetOrigin(), (1.0, 1.0, 1.0),
+                              ct.GetDirection(), -1024, ct.GetPixelID())
+    path = folder / "ct_1mm.nii.gz"
+    sitk.WriteImage(resampled, str(path))
+    return path
+
+
+def best_time(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def ratio_32_over_1(predictor: OpenVocabPredictor, image: Path, prompts: list, repeats: int) -> tuple:
+    one = best_time(lambda: predictor.predict_single_image(image, prompts[:1]), repeats)
+    many = best_time(lambda: predictor.predict_single_image(image, prompts), repeats)
+    return one, many
+
+
+def sliding_window_overhead(predictor: OpenVocabPredictor, image: Path, prompts: list, output: Path) -> tuple:
+    """(our time from preprocessed volume to written masks, summed bare forward time of the same tiles, tiles)."""
+    model = predictor.model
+    case = find_cases(image, ".nii.gz")[0]
+    data, properties = read_case(case, model.plans_manager.image_reader_writer_class)
+    preprocessed = predictor.preprocess(data, properties)
+    window = SlidingWindow(model.configuration_manager.patch_size, predictor.tile_step_size, None, show_progress=False)
+    padded, _ = window.padded(torch.from_numpy(preprocessed))
+    embeddings = predictor.embed(prompts)
+    forward_time, slicers = 0.0, window.tiles(padded.shape[1:])
+    with torch.inference_mode():
+        for slicer in slicers:
+            tile = padded[(slice(None), *slicer)][None].clone()
+            start = time.perf_counter()
+            model.network(tile, embeddings)
+            forward_time += time.perf_counter() - start
+    writer = CaseOutputWriter(output, case.case_id, prompts, ".nii.gz", model.plans_manager.image_reader_writer_class(),
+                              properties, OutputOptions())
+    start = time.perf_counter()
+    for index, mask in predictor.masks_from_preprocessed(preprocessed, properties, prompts):
+        writer.add(index, mask)
+    return time.perf_counter() - start, forward_time, len(slicers)
+
+
+def default_mode_network(predictor: OpenVocabPredictor, prompts: list) -> OpenVocabSTUNet:
+    """The same weights with the prompts as default classes: what nnU-Net's own predictor can run."""
+    model = predictor.model
+    config = dict(model.network.connector_config)
+    network = OpenVocabSTUNet(model.num_input_channels, len(prompts) + 1, model.metadata["embedding_dim"],
+                              len(prompts), config.pop("kind"), config, deep_supervision=False,
+                              **model.configuration_manager.network_arch_init_kwargs)
+    weights = {k: v for k, v in model.network.state_dict().items() if not k.endswith("default_embeddings")}
+    network.load_state_dict(weights, strict=False)
+    network.head.default_embeddings.copy_(predictor.embed(prompts))
+    return network.eval()
+
+
+def run_child(kind: str, model_folder: Path, checkpoint: str, image: Path, output: Path) -> None:
+    """One prediction in this process; prints its peak RSS (MB) and wall time as JSON."""
+    prompts = benchmark_prompts()
+    predictor = make_predictor(model_folder, checkpoint)
+    predictor.embed(prompts)  # text encoding is not what is measured
+    start = time.perf_counter()
+    if kind == "ours":
+        predictor.predict_from_files(image, output, prompts)
+    else:
+        from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+        model = predictor.model
+        dataset_json = {**model.dataset_json, "labels": {"background": 0, **{p: i + 1 for i, p in enumerate(prompts)}}}
+        stock = nnUNetPredictor(0.5, True, False, False, torch.device("cpu"), allow_tqdm=False)
+        network = default_mode_network(predictor, prompts)
+        stock.manual_initialization(network, model.plans_manager, model.configuration_manager,
+                                    [network.state_dict()], dataset_json, model.trainer_name, None)
+        stock.predict_from_files_sequential([[str(image)]], str(output), save_probabilities=False)
+    seconds = time.perf_counter() - start
+    print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": seconds}))
+
+
+def child_peak(kind: str, model_folder: Path, checkpoint: str, image: Path, output: Path) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", kind, "--model-folder", str(model_folder),
+                             "--checkpoint", checkpoint, "--image", str(image), "--output", str(output)],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-folder", type=Path, default=DEMO_MODEL)
+    parser.add_argument("--checkpoint", default=None, help="default: checkpoint_final.pth, else checkpoint_best.pth")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", choices=["ours", "stock"], help=argparse.SUPPRESS)
+    parser.add_argument("--image", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if not (args.model_folder / "plans.json").is_file():
+        sys.exit(f"No model in {args.model_folder}: run nnUNetv2_openvocab_demo (in this folder) first, or pass "
+                 f"--model-folder with a model trained on the example dataset.")
+    checkpoint = checkpoint_name(args.model_folder, args.checkpoint)
+    if args.child:
+        run_child(args.child, args.model_folder, checkpoint, args.image, args.output)
+        return
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} "
+          f"threads; model {args.model_folder} ({checkpoint})")
+    prompts = benchmark_prompts()
+    predictor = make_predictor(args.model_folder, checkpoint)
+    predictor.embed(prompts)
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        images = {"3 mm": EXAMPLE_CT, "1 mm": one_mm_ct(folder)}
+        for name, image in images.items():
+            one, many = ratio_32_over_1(predictor, image, prompts, args.repeats)
+            print(f"(a) {name}: 1 prompt {one:.1f} s, {NUM_PROMPTS} prompts {many:.1f} s -> ratio {many / one:.3f} "
+                  f"(goal <= 1.10; {NUM_PROMPTS} single-prompt runs would take {NUM_PROMPTS * one:.0f} s)")
+        for name, image in images.items():
+            for count in (1, NUM_PROMPTS):
+                ours, forward, tiles = sliding_window_overhead(predictor, image, prompts[:count],
+                                                               folder / f"masks_{name[0]}_{count}")
+                print(f"(c) {name}, {count} prompt(s): sliding window + export {ours:.1f} s / bare forward of {tiles} "
+                      f"tiles {forward:.1f} s -> ratio {ours / forward:.3f} (goal <= 1.25)")
+        peaks = {kind: child_peak(kind, args.model_folder, checkpoint, images["1 mm"], folder / kind)
+                 for kind in ("ours", "stock")}
+        print(f"(b) 1 mm, {NUM_PROMPTS} prompts/classes: peak RSS ours {peaks['ours']['peak_rss_mb']:.0f} MB "
+              f"({peaks['ours']['seconds']:.1f} s), stock nnUNetPredictor {peaks['stock']['peak_rss_mb']:.0f} MB "
+              f"({peaks['stock']['seconds']:.1f} s) -> ratio "
+              f"{peaks['ours']['peak_rss_mb'] / peaks['stock']['peak_rss_mb']:.3f} (goal <= 0.5)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""``nnUNetv2_openvocab_demo``: the whole pipeline on the bundled real CT, on CPU, in a bounded time.
+
+Steps (each one is skipped when its result exists, so an interrupted demo resumes where it stopped):
+  1. dataset: the bundled TotalSegmentator CT (Apache-2.0, data/ATTRIBUTION.md) as a 3-case nnU-Net dataset
+     with text prompts for liver, spleen, both kidneys, aorta and L3 (example_dataset);
+  2. plans and preprocessing with the real command (width-8 STU-Net B, 48^3 patches, offline MiniLM encoder);
+  3. training with the real ``nnUNetv2_train`` and ``nnUNetTrainerOpenVocab_CPUShort``, stopped at ``--minutes``
+     (the best checkpoint so far is then used);
+  4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
+     (``data/unseen_prompts_example.json``): masks, combined label map, statistics, previews, prompt report;
+  5. evaluation: Dice and NSD per prompt (``evaluate_folder``), as a markdown table.
+The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
+not how it generalises to other patients.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import torch
+
+from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
+from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+from nnunetv2_openvocab.evaluation.unseen_entry import EXAMPLE_SET
+from nnunetv2_openvocab.example_dataset import build_example_dataset
+from nnunetv2_openvocab.inference.case_outputs import OutputOptions
+from nnunetv2_openvocab.inference.predict_entry import run_prediction
+from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
+
+DATASET_ID, DATASET_NAME = 990, "Dataset990_OpenVocabExample"
+TRAINER, PLANS, CONFIGURATION = "nnUNetTrainerOpenVocab_CPUShort", "nnUNetPlans_STUNetB_width8", "3d_fullres"
+PLANNING_ARGS = ["--stunet", "B", "--width", "8", "--text-encoder", "minilm", "--patch-size", "48", "48", "48"]
+DEMO_CASE = "example_000"  # the full scan; the other two cases are slabs of it
+PROGRESS_WORDS = ("Epoch ", "train_loss", "Pseudo dice", "Training done")
+
+EPILOG = """\
+example:
+  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 12
+  # then open openvocab_demo/predictions/previews/example_000.png and openvocab_demo/metrics/summary.md
+"""
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def demo_environment(root: Path) -> Dict[str, str]:
+    """nnU-Net's folders inside the demo folder, CPU-friendly worker counts, no downloads."""
+    env = dict(os.environ)
+    env.update({"nnUNet_raw": str(root / "nnUNet_raw"), "nnUNet_preprocessed": str(root / "nnUNet_preprocessed"),
+                "nnUNet_results": str(root / "nnUNet_results"), "nnUNet_openvocab_cache": str(root / "text_embeddings"),
+                "nnUNet_def_n_proc": env.get("nnUNet_def_n_proc", "2"),
+                "nnUNet_n_proc_DA": env.get("nnUNet_n_proc_DA", "2"),
+                "nnUNet_compile": "false", "nnUNet_extTrainer": ext_trainer_value(env.get("nnUNet_extTrainer")),
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    return env
+
+
+def _command(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise DemoError(f"Command {name} is not on PATH. Install the package (pip install -e . or pip install "
+                        f"nnunetv2-openvocab) in the active environment.")
+    return path
+
+
+def run_logged(arguments: Sequence[str], env: Dict[str, str], log_path: Path,
+               deadline_s: Optional[float] = None) -> bool:
+    """Run a command with its output in ``log_path``, echoing training progress lines. Returns False when it
+    was stopped at the deadline; raises DemoError (with the log's tail) when it fails."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start, echoed = time.monotonic(), 0
+    with open(log_path, "w", encoding="utf-8") as log:
+        process = subprocess.Popen(list(arguments), env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # own process group: its data-loader workers stop with it
+        try:
+            while process.poll() is None:
+                if deadline_s is not None and time.monotonic() - start > deadline_s:
+                    _stop(process)
+                    return False
+                time.sleep(2)
+                echoed = _echo_progress(log_path, echoed)
+        except BaseException:
+            _stop(process)
+            raise
+    _echo_progress(log_path, echoed)
+    if process.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
+        raise DemoError(f"{Path(arguments[0]).name} failed (exit {process.returncode}); log {log_path}:\n"
+                        + "\n".join(tail))
+    return True
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _echo_progress(log_path: Path, already: int) -> int:
+    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+    for line in lines[already:]:
+        if any(word in line for word in PROGRESS_WORDS):
+            print(f"    {line.strip()}", flush=True)
+    return len(lines)
+
+
+def prepare_dataset(root: Path, env: Dict[str, str]) -> Path:
+    raw = Path(env["nnUNet_raw"])
+    dataset_folder = raw / DATASET_NAME
+    if not (dataset_folder / "dataset.json").is_file():
+        build_example_dataset(raw, DATASET_ID)
+    plans_file = Path(env["nnUNet_preprocessed"]) / DATASET_NAME / f"{PLANS}.json"
+    if not plans_file.is_file():
+        print("[2/5] planning and preprocessing (about a minute)", flush=True)
+        run_logged([_command("nnUNetv2_openvocab_plan_and_preprocess"), "-d", str(DATASET_ID), *PLANNING_ARGS,
+                    "-np", env["nnUNet_def_n_proc"], "--no_pbar"], env, root / "logs" / "plan_and_preprocess.log")
+    return dataset_folder
+
+
+def train(root: Path, env: Dict[str, str], minutes: float) -> Path:
+    """Train (or reuse) the demo model; returns the model folder."""
+    model_folder = Path(env["nnUNet_results"]) / DATASET_NAME / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
+    if (model_folder / "fold_all" / "checkpoint_final.pth").is_file():
+        print(f"[3/5] reusing the trained model in {model_folder}", flush=True)
+        return model_folder
+    print(f"[3/5] training on CPU for at most {minutes:g} minutes (log: {root / 'logs' / 'train.log'})", flush=True)
+    command = [_command("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, "all", "-tr", TRAINER, "-p", PLANS,
+               "-device", "cpu"]
+    finished = run_logged(command, env, root / "logs" / "train.log", deadline_s=minutes * 60)
+    if not finished:
+        print(f"    stopped at the {minutes:g}-minute limit; using the best checkpoint so far", flush=True)
+    return model_folder
+
+
+def checkpoint_to_use(model_folder: Path) -> str:
+    for name in ("checkpoint_final.pth", "checkpoint_best.pth"):
+        if (model_folder / "fold_all" / name).is_file():
+            return name
+    raise DemoError(f"Training wrote no checkpoint in {model_folder / 'fold_all'} within the time limit. Run the "
+                    f"demo again with a larger --minutes.")
+
+
+def demo_prompt_set(dataset_json: dict) -> dict:
+    """Training prompts (one per label) plus the unseen example set, with the labels each one targets."""
+    seen = [{"prompt": dataset_json["text_prompts"][label][0], "targets": [label], "kind": "seen"}
+            for label in dataset_json["text_prompts"]]
+    unseen = json.loads(EXAMPLE_SET.read_text(encoding="utf-8"))["prompts"]
+    return {"name": "demo", "description": "training prompts (seen) and prompts never used in training",
+            "prompts": seen + unseen}
+
+
+def run_demo(output_folder: Path, minutes: float = 12.0, device: Optional[torch.device] = None,
+             model_folder: Optional[Path] = None, step_size: float = 0.5) -> Dict[str, Path]:
+    """Run the demo; ``model_folder`` reuses an already trained model of the example dataset (skips training).
+    Returns the paths of the main outputs."""
+    root = Path(output_folder).resolve()
+    env = demo_environment(root)
+    print(f"[1/5] building the example dataset from the bundled CT in {env['nnUNet_raw']}", flush=True)
+    dataset_folder = prepare_dataset(root, env) if model_folder is None else \
+        build_example_dataset(env["nnUNet_raw"], DATASET_ID)
+    model_folder = train(root, env, minutes) if model_folder is None else Path(model_folder)
+    dataset_json = json.loads((dataset_folder / "dataset.json").read_text(encoding="utf-8"))
+    prompt_set = demo_prompt_set(dataset_json)
+    image = dataset_folder / "imagesTr" / f"{DEMO_CASE}_0000.nii.gz"
+    print(f"[4/5] predicting {len(prompt_set['prompts'])} prompts on {image.name}", flush=True)
+    run = run_prediction(model_folder, root / "predictions", image, [p["prompt"] for p in prompt_set["prompts"]],
+                         folds=["all"], checkpoint_name=checkpoint_to_use(model_folder), step_size=step_size,
+                         use_mirroring=False, device=device or torch.device("cpu"),
+                         options=OutputOptions(True, True, True),
+                         embedding_cache_root=env["nnUNet_openvocab_cache"])
+    reference = root / "reference"
+    reference.mkdir(exist_ok=True)
+    shutil.copyfile(dataset_folder / "labelsTr" / f"{DEMO_CASE}.nii.gz", reference / f"{DEMO_CASE}.nii.gz")
+    print("[5/5] evaluating Dice and NSD against the TotalSegmentator labels", flush=True)
+    summary = evaluate_folder(reference, root / "predictions", dataset_json, root / "metrics", prompt_set,
+                              num_processes=1)
+    print("\n" + markdown_tables(summary))
+    print(run.report.to_text())
+    outputs = {"masks": root / "predictions", "prompt report": run.report_files[1],
+               "metrics table": Path(summary["output_files"]["markdown"]),
+               "previews": root / "predictions" / "previews", "statistics": root / "predictions" / "statistics",
+               "combined label map": root / "predictions" / "combined", "model": model_folder}
+    print("\nWhere everything is:")
+    for name, path in outputs.items():
+        print(f"  {name:>18}: {path}")
+    return outputs
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_demo", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Build a dataset from the bundled real CT, train a small "
+                                                 "open-vocabulary model on CPU, predict seen and unseen prompts, "
+                                                 "and evaluate them.")
+    parser.add_argument("--output", default="openvocab_demo", help="demo folder (default %(default)s)")
+    parser.add_argument("--minutes", type=float, default=12.0, help="training time limit (default %(default)s)")
+    parser.add_argument("--model-folder", default=None,
+                        help="reuse a model trained on the example dataset instead of training one")
+    args = parser.parse_args(argv)
+    try:
+        run_demo(Path(args.output), args.minutes, torch.device("cpu"),
+                 Path(args.model_folder) if args.model_folder else None)
+    except DemoError as error:
+        sys.exit(f"nnUNetv2_openvocab_demo: error: {error}")

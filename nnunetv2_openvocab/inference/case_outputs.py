@@ -1,0 +1,100 @@
+"""Everything written for one case, one prompt at a time: masks, and on request the combined map, statistics, preview.
+
+Output folder layout (``<slug>`` from ``prompt_file_name``)::
+
+    <case>_<slug><ending>          binary uint8 mask per prompt, in the input's geometry (always)
+    combined/<case><ending>        label map, value k = k-th prompt (``--combined``)
+    combined/<case>.json           its legend with the overlap accounting (combined_map)
+    statistics/<case>.json         volume in ml and mean HU per prompt (``--statistics``)
+    previews/<case>.png            axial and coronal overlays (``--preview``)
+
+Sub-folders keep the extra files from colliding with a prompt's mask name.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
+
+from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.preview import write_preview
+from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
+from nnunetv2_openvocab.inference.writers import write_json, write_segmentation
+from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+
+COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    combined: bool = False
+    statistics: bool = False
+    preview: bool = False
+
+    @property
+    def needs_image(self) -> bool:
+        return self.statistics or self.preview
+
+    @property
+    def needs_label_map(self) -> bool:
+        return self.combined or self.preview
+
+
+def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
+                   options: OutputOptions) -> List[Path]:
+    files = [output_folder / prompt_file_name(case_id, p, ending) for p in prompts]
+    if options.combined:
+        files += [output_folder / COMBINED_FOLDER / f"{case_id}{ending}",
+                  output_folder / COMBINED_FOLDER / f"{case_id}.json"]
+    if options.statistics:
+        files.append(output_folder / STATISTICS_FOLDER / f"{case_id}.json")
+    if options.preview:
+        files.append(output_folder / PREVIEW_FOLDER / f"{case_id}.png")
+    return files
+
+
+class CaseOutputWriter:
+    """Receives the masks of one case in prompt order and writes each output as soon as it is complete."""
+
+    def __init__(self, output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
+                 reader_writer: BaseReaderWriter, properties: dict, options: OutputOptions,
+                 image: Optional[np.ndarray] = None):
+        self.folder, self.case_id, self.prompts, self.ending = output_folder, case_id, list(prompts), ending
+        self.reader_writer, self.properties, self.options, self.image = reader_writer, properties, options, image
+        self.label_map: Optional[CombinedLabelMap] = None
+        self.statistics: Dict[str, Dict] = {}
+        self.written: List[Path] = []
+
+    def add(self, prompt_index: int, mask: np.ndarray) -> None:
+        prompt = self.prompts[prompt_index]
+        self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
+        if self.options.needs_label_map:
+            self.label_map = self.label_map or CombinedLabelMap(mask.shape, self.prompts)
+            self.label_map.add(prompt_index, mask)
+        if self.options.statistics:
+            self.statistics[prompt] = mask_statistics(mask, self.image, self.properties["spacing"])
+
+    def finish(self) -> List[Path]:
+        if self.options.combined:
+            self._write_segmentation(self.label_map.labels,
+                                     self.folder / COMBINED_FOLDER / f"{self.case_id}{self.ending}")
+            self._write_json(self.label_map.legend(), self.folder / COMBINED_FOLDER / f"{self.case_id}.json")
+        if self.options.statistics:
+            self._write_json(statistics_document(self.case_id, self.properties["spacing"], self.statistics),
+                             self.folder / STATISTICS_FOLDER / f"{self.case_id}.json")
+        if self.options.preview:
+            path = self.folder / PREVIEW_FOLDER / f"{self.case_id}.png"
+            write_preview(self.image, self.label_map.labels, self.prompts, self.properties, path, title=self.case_id)
+            self.written.append(path)
+        return self.written
+
+    def _write_segmentation(self, array: np.ndarray, path: Path) -> None:
+        write_segmentation(self.reader_writer, array, path, self.properties)
+        self.written.append(path)
+
+    def _write_json(self, payload: dict, path: Path) -> None:
+        write_json(payload, path)
+        self.written.append(path)

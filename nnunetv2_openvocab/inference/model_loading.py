@@ -1,0 +1,135 @@
+"""Restore a trained OpenVocab model from an nnU-Net results folder, without running pickled code.
+
+A model folder is what ``nnUNetv2_train`` writes: ``plans.json``, ``dataset.json`` and ``fold_X/<checkpoint>``.
+Everything needed to rebuild the network comes from there: the architecture from the plans, the text
+encoder, training prompts and connector from the checkpoint's head metadata (``network.head.metadata``).
+The trainer class named in the checkpoint is resolved through our registry
+(``nnunetv2_openvocab.training.__all__``) first, then through nnU-Net's own trainer search.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch
+from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
+
+import nnunetv2_openvocab.training as openvocab_training
+from nnunetv2_openvocab.network.checkpoint_loading import NUMPY_SAFE_GLOBALS
+from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "checkpoint_final.pth"
+Fold = Union[int, str]
+
+
+class ModelFolderError(RuntimeError):
+    """The model folder, a fold or a checkpoint is missing or is not an OpenVocab model."""
+
+
+@dataclass
+class TrainedModel:
+    """A rebuilt network (deep supervision off) plus the state dict of every fold to ensemble."""
+
+    folder: Path
+    network: OpenVocabSTUNet
+    fold_state_dicts: List[dict]
+    folds: Tuple[Fold, ...]
+    plans_manager: PlansManager
+    configuration_manager: ConfigurationManager
+    dataset_json: dict
+    trainer_name: str
+    mirror_axes: Optional[Tuple[int, ...]]
+
+    @property
+    def metadata(self) -> dict:
+        """Text encoder, fingerprint, label names and ``text_prompts`` {label: [canonical, synonyms...]}."""
+        return self.network.head.metadata
+
+    @property
+    def canonical_prompts(self) -> List[str]:
+        return [self.metadata["text_prompts"][name][0] for name in self.metadata["label_names"]]
+
+    @property
+    def num_input_channels(self) -> int:
+        return determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
+
+
+def resolve_trainer_class(trainer_name: str):
+    """Our registry first (no filesystem search); nnU-Net's recursive search for anything else."""
+    if trainer_name in openvocab_training.__all__:
+        return getattr(openvocab_training, trainer_name)
+    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
+
+    return recursive_find_trainer_class_by_name(trainer_name)
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelFolderError(f"{path} is missing: {path.parent} is not an nnU-Net model folder. Pass the folder "
+                               f"that nnUNetv2_train wrote (it holds plans.json, dataset.json and fold_X/).")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def available_folds(model_folder: Path, checkpoint_name: str) -> Tuple[Fold, ...]:
+    """Numbered folds with the checkpoint; ``all`` only when no numbered fold has it (nnU-Net ignores it)."""
+    numbered = sorted(int(p.parent.name[5:]) for p in model_folder.glob(f"fold_*/{checkpoint_name}")
+                      if p.parent.name[5:].isdigit())
+    if numbered:
+        return tuple(numbered)
+    if (model_folder / "fold_all" / checkpoint_name).is_file():
+        return ("all",)
+    raise ModelFolderError(f"No fold of {model_folder} has {checkpoint_name}. Train a fold first, or pick another "
+                           f"checkpoint with -chk (e.g. checkpoint_best.pth).")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """An nnU-Net checkpoint, read with weights_only=True (numpy scalars of its loss log allow-listed)."""
+    if not path.is_file():
+        present = sorted(p.name for p in path.parent.glob("*.pth")) if path.parent.is_dir() else []
+        raise ModelFolderError(f"Checkpoint {path} does not exist (present: {present or 'none'}). Pass -f with a "
+                               f"trained fold and -chk with one of the present checkpoints.")
+    with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_trained_model(model_folder: Union[str, Path], use_folds: Optional[Sequence[Fold]] = None,
+                       checkpoint_name: str = DEFAULT_CHECKPOINT) -> TrainedModel:
+    """Rebuild the network of ``model_folder`` and read the weights of ``use_folds`` (default: all trained)."""
+    folder = Path(model_folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"Model folder {folder} does not exist. Pass -m with the folder nnUNetv2_train wrote "
+                               f"(nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIGURATION), or -d/-tr/-p/-c.")
+    plans_manager = PlansManager(_read_json(folder / "plans.json"))
+    dataset_json = _read_json(folder / "dataset.json")
+    folds = tuple(use_folds) if use_folds else available_folds(folder, checkpoint_name)
+    folds = tuple(f if f == "all" else int(f) for f in folds)
+    checkpoints = [load_checkpoint(folder / f"fold_{fold}" / checkpoint_name) for fold in folds]
+    first = checkpoints[0]
+    trainer_name = first["trainer_name"]
+    configuration_manager = plans_manager.get_configuration(first["init_args"]["configuration"])
+    trainer_class = resolve_trainer_class(trainer_name)
+    num_outputs = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
+    network = trainer_class.build_network_architecture(
+        plans_manager, configuration_manager, determine_num_input_channels(plans_manager, configuration_manager,
+                                                                           dataset_json),
+        num_outputs, enable_deep_supervision=False)
+    if not isinstance(network, OpenVocabSTUNet):
+        raise ModelFolderError(f"{folder} was trained with {trainer_name}, whose network is a "
+                               f"{type(network).__name__}, not an OpenVocabSTUNet: it cannot take text prompts. "
+                               f"Use nnUNetv2_predict for it, or train with nnUNetTrainerOpenVocab.")
+    state_dicts = [c["network_weights"] for c in checkpoints]
+    network.load_state_dict(state_dicts[0])
+    if not network.head.metadata.get("text_prompts"):
+        raise ModelFolderError(f"{folder / f'fold_{folds[0]}' / checkpoint_name} has no prompt metadata in its text "
+                               f"head; it was not written by nnUNetTrainerOpenVocab. Retrain with that trainer.")
+    network.eval()
+    mirror_axes = first.get("inference_allowed_mirroring_axes")
+    logger.info("Loaded %s folds %s (%s) from %s", trainer_name, folds, checkpoint_name, folder)
+    return TrainedModel(folder, network, state_dicts, folds, plans_manager, configuration_manager, dataset_json,
+                        trainer_name, tuple(mirror_axes) if mirror_axes is not None else None)

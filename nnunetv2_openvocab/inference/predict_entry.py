@@ -1,0 +1,136 @@
+"""``nnUNetv2_openvocab_predict``: nnU-Net's predict flags plus free-text prompts; ``run_prediction`` is the
+plain function behind it (also used by the unseen-prompt benchmark and the demo)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import List, Optional, Sequence, Union
+
+import torch
+
+from nnunetv2_openvocab.inference.case_outputs import OutputOptions
+from nnunetv2_openvocab.inference.input_images import InputImageError
+from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
+from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
+from nnunetv2_openvocab.inference.prompt_jobs import PromptError
+from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
+from nnunetv2_openvocab.text.embedding_cache import TextEncoderMismatchError
+from nnunetv2_openvocab.text.encoder import TextEncoderNotFoundError
+
+# errors caused by what the user passed: reported in one line, without a traceback
+USER_ERRORS = (ModelFolderError, InputImageError, PromptError, TextEncoderNotFoundError, TextEncoderMismatchError,
+               FileNotFoundError, ValueError)
+
+EPILOG = """\
+examples:
+  # the model's own training prompts, on a folder of CTs (nnU-Net naming: case_0000.nii.gz)
+  nnUNetv2_openvocab_predict -i imagesTs -o pred -d 990 -tr nnUNetTrainerOpenVocab -p nnUNetPlans_STUNetB -f all
+  # any text, a DICOM series folder, label map + statistics + previews
+  nnUNetv2_openvocab_predict -i dicom/patient_7 -o pred -m MODEL_FOLDER -f all \\
+      --prompts liver "renal organs" "left kidney" --combined --statistics --preview
+  # different prompts per image
+  nnUNetv2_openvocab_predict --prompts-file jobs.json -o pred -m MODEL_FOLDER
+
+jobs.json: {"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal organs"]},
+                     {"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]}]}
+  (paths relative to the jobs file; "prompts" defaults to --prompts, else the training prompts)
+
+outputs: <case>_<prompt-slug>.nii.gz (uint8 0/1, input geometry), prompt_report.{json,md},
+  prediction_settings.json, and with the flags combined/<case>.nii.gz + .json legend (first listed prompt
+  wins overlaps; the legend counts them), statistics/<case>.json (ml, mean HU), previews/<case>.png.
+"""
+
+
+def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Path],
+                   inputs: Optional[Union[str, Path]] = None, prompts: Optional[Sequence[str]] = None,
+                   prompts_file: Optional[Union[str, Path]] = None, folds: Optional[Sequence[Fold]] = None,
+                   checkpoint_name: str = DEFAULT_CHECKPOINT, step_size: float = 0.5, use_mirroring: bool = True,
+                   device: Optional[torch.device] = None, options: OutputOptions = OutputOptions(),
+                   skip_existing: bool = False, far_threshold: float = FAR_THRESHOLD,
+                   show_progress: bool = True,
+                   embedding_cache_root: Optional[Union[str, Path]] = None) -> PredictionRun:
+    """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache."""
+    predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root)
+    predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
+    return predictor.predict_from_files(inputs, output_folder, prompts, prompts_file, options, skip_existing,
+                                        far_threshold)
+
+
+def parse_folds(values: Optional[List[str]]) -> Optional[List[Fold]]:
+    return None if values is None else [v if v == "all" else int(v) for v in values]
+
+
+def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
+    """The sliding-window flags shared with nnUNetv2_openvocab_eval_unseen (nnU-Net's names)."""
+    parser.add_argument("-f", nargs="+", default=None, help="folds to ensemble, e.g. 0 1 2 3 4 or all "
+                                                            "(default: every trained fold)")
+    parser.add_argument("-chk", default=DEFAULT_CHECKPOINT, help="checkpoint file name (default %(default)s)")
+    parser.add_argument("-step_size", type=float, default=0.5, help="sliding-window step, fraction of the patch")
+    parser.add_argument("--disable_tta", action="store_true", help="no mirroring (8x faster on 3 axes)")
+    parser.add_argument("-device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        choices=["cuda", "cpu", "mps"], help="device (default %(default)s)")
+    parser.add_argument("--disable_progress_bar", action="store_true")
+
+
+def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    if (args.m is None) == (args.d is None):
+        parser.error("give the model either as -m MODEL_FOLDER or as -d DATASET (with -tr, -p, -c)")
+    if args.m is not None:
+        return Path(args.m)
+    from nnunetv2.utilities.file_path_utilities import get_output_folder
+
+    try:
+        return Path(get_output_folder(args.d, args.tr, args.p, args.c))
+    except (RuntimeError, TypeError) as error:
+        raise ModelFolderError(f"Cannot find the results of dataset {args.d} ({error}). Set nnUNet_results and "
+                               f"nnUNet_raw/nnUNet_preprocessed, or pass -m MODEL_FOLDER.") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_predict", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Segment CT images from free-text prompts with a trained "
+                                                 "nnunetv2-openvocab model; masks keep the input's geometry.")
+    parser.add_argument("-i", help="image file, folder of images (case_0000.nii.gz) or DICOM series folder(s)")
+    parser.add_argument("-o", required=True, help="output folder (created)")
+    parser.add_argument("-m", help="model folder written by nnUNetv2_train (alternative to -d/-tr/-p/-c)")
+    parser.add_argument("-d", help="dataset name or id (model under $nnUNet_results)")
+    parser.add_argument("-tr", default="nnUNetTrainerOpenVocab", help="trainer (default %(default)s)")
+    parser.add_argument("-p", default="nnUNetPlans_STUNetB", help="plans identifier (default %(default)s)")
+    parser.add_argument("-c", default="3d_fullres", help="configuration (default %(default)s)")
+    add_prediction_arguments(parser)
+    parser.add_argument("--prompts", nargs="+", default=None, help="free-text prompts (default: training prompts)")
+    parser.add_argument("--prompts-file", default=None, help="JSON file with per-image prompts (see below)")
+    parser.add_argument("--combined", action="store_true", help="also write a label map with a JSON legend")
+    parser.add_argument("--statistics", action="store_true", help="volume (ml) and mean HU per prompt, as JSON")
+    parser.add_argument("--preview", action="store_true", help="PNG overlays of axial and coronal slices")
+    parser.add_argument("--far-threshold", type=float, default=FAR_THRESHOLD,
+                        help="cosine below which the prompt report flags a prompt as far from training "
+                             "(default %(default)s, calibrated for MiniLM)")
+    parser.add_argument("--continue_prediction", "--c", action="store_true",
+                        help="skip cases whose outputs all exist")
+    parser.add_argument("--verbose", action="store_true")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if (args.i is None) == (args.prompts_file is None):
+        parser.error("give the images either with -i or with --prompts-file")
+    try:
+        run = run_prediction(model_folder_from_args(args, parser), args.o, args.i, args.prompts, args.prompts_file,
+                             parse_folds(args.f), args.chk, args.step_size, not args.disable_tta,
+                             torch.device(args.device), OutputOptions(args.combined, args.statistics, args.preview),
+                             args.continue_prediction, args.far_threshold, not args.disable_progress_bar)
+    except USER_ERRORS as error:
+        if args.verbose:
+            raise
+        sys.exit(f"nnUNetv2_openvocab_predict: error: {error}")
+    print(run.report.to_text())
+    print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"
+          + (f"; skipped {len(run.skipped)} finished case(s)" if run.skipped else ""))
+    print(f"Prompt report: {run.report_files[0]} and {run.report_files[1]}")

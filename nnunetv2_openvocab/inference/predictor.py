@@ -1,0 +1,243 @@
+"""``OpenVocabPredictor``: free-text prompts -> binary masks in the input's original geometry.
+
+Notebook use::
+
+    predictor = OpenVocabPredictor(device=torch.device("cpu"))
+    predictor.initialize_from_trained_model_folder(model_folder, use_folds=("all",))
+    masks = predictor.predict_single_image("ct.nii.gz", ["liver", "renal organs"])   # {prompt: uint8 array}
+    predictor.predict_from_files("images/", "out/", prompts=["liver"], options=OutputOptions(statistics=True))
+
+Per image: nnU-Net's preprocessing (plans' reader, crop, normalisation, resampling), one sliding-window pass
+whose backbone serves every prompt (prompt_readout), then per prompt: logits -> original geometry -> mask
+-> written and freed (original_geometry). Prompt embeddings are computed once per run, through the on-disk
+cache shared with training (the text encoder is loaded only for prompts never embedded before).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import SimpleITK as sitk
+import torch
+from nnunetv2.utilities.helpers import dummy_context
+from tqdm import tqdm
+
+from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOptions, expected_files
+from nnunetv2_openvocab.inference.input_images import (check_case, find_cases, read_case,
+                                                       reader_writer_for, sitk_image_to_case_arrays)
+from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
+from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
+from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
+                                                      validate_prompts)
+from nnunetv2_openvocab.inference.prompt_readout import choose_readout
+from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
+    write_prompt_report
+from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
+from nnunetv2_openvocab.inference.writers import write_json
+from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Union[str, Path, sitk.Image, np.ndarray]
+SETTINGS_FILE = "prediction_settings.json"
+
+
+@dataclass
+class PredictionRun:
+    """What ``predict_from_files`` did: the prompt report, files written per case, cases skipped as done."""
+
+    output_folder: Path
+    report: PromptReport
+    report_files: Tuple[Path, Path]
+    written: Dict[str, List[Path]] = field(default_factory=dict)
+    skipped: List[str] = field(default_factory=list)
+
+
+class OpenVocabPredictor:
+    def __init__(self, tile_step_size: float = 0.5, use_mirroring: bool = True,
+                 device: Optional[torch.device] = None, show_progress: bool = True,
+                 embedding_cache_root: Optional[Union[str, Path]] = None):
+        self.tile_step_size = tile_step_size
+        self.use_mirroring = use_mirroring
+        self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.show_progress = show_progress
+        self.embedding_cache_root = embedding_cache_root
+        self._model: Optional[TrainedModel] = None
+        self._cache: Optional[PromptEmbeddingCache] = None
+        self._embeddings: Dict[str, torch.Tensor] = {}
+
+    # ---- model and prompts -------------------------------------------------------------------------------------
+    def initialize_from_trained_model_folder(self, model_folder: Union[str, Path],
+                                             use_folds: Optional[Sequence[Fold]] = None,
+                                             checkpoint_name: str = DEFAULT_CHECKPOINT) -> "OpenVocabPredictor":
+        self._model = load_trained_model(model_folder, use_folds, checkpoint_name)
+        self._model.network.to(self.device)
+        metadata = self._model.metadata
+        self._cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"],
+                                           self.embedding_cache_root)
+        self._embeddings = {}
+        return self
+
+    @property
+    def model(self) -> TrainedModel:
+        if self._model is None:
+            raise RuntimeError("Call initialize_from_trained_model_folder(model_folder) before predicting.")
+        return self._model
+
+    @property
+    def embedding_cache(self) -> PromptEmbeddingCache:
+        self.model  # noqa: B018 - raises the initialisation error
+        return self._cache
+
+    @property
+    def training_prompts(self) -> List[str]:
+        """The model's canonical prompt of every training label: the default prompts."""
+        return self.model.canonical_prompts
+
+    def embed(self, prompts: Sequence[str]) -> torch.Tensor:
+        """(P, E) embeddings, computed once per prompt and predictor (disk cache shared with training)."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._embeddings]
+        if missing:
+            self._embeddings.update(zip(missing, self.embedding_cache.embed(missing)))
+        return torch.stack([self._embeddings[p] for p in prompts])
+
+    def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
+        metadata = self.model.metadata
+        return build_prompt_report(prompts, metadata["text_prompts"], self.embed, metadata["text_encoder"],
+                                   far_threshold=far_threshold)
+
+    # ---- one image ---------------------------------------------------------------------------------------------
+    def _sliding_window(self, accumulation_dtype: torch.dtype) -> SlidingWindow:
+        mirror_axes = self.model.mirror_axes if self.use_mirroring else None
+        return SlidingWindow(self.model.configuration_manager.patch_size, self.tile_step_size, mirror_axes,
+                             self.device, accumulation_dtype, self.show_progress)
+
+    def _blend(self, data: torch.Tensor, readout, window: SlidingWindow) -> BlendedVolume:
+        padded, volume = window.start(data, readout.num_channels)
+        network, folds = self.model.network, self.model.fold_state_dicts
+        autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else dummy_context()
+        with autocast:
+            for index, state_dict in enumerate(folds):
+                if len(folds) > 1:
+                    network.load_state_dict(state_dict)
+                window.accumulate(volume, padded, readout.tile_function,
+                                  f"Sliding window (fold {self.model.folds[index]})")
+        return volume
+
+    def preprocess(self, data: np.ndarray, properties: dict) -> np.ndarray:
+        """nnU-Net's preprocessing of (C, *spatial) ``data``; adds the crop/resampling record to ``properties``."""
+        model = self.model
+        preprocessor = model.configuration_manager.preprocessor_class(verbose=False)
+        preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, model.plans_manager,
+                                                       model.configuration_manager, model.dataset_json)
+        return preprocessed
+
+    def iter_masks(self, data: np.ndarray, properties: dict,
+                   prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
+        """Yield (prompt index, uint8 mask in the input's array layout), one prompt at a time.
+
+        ``data`` (C, *spatial) and ``properties`` as returned by the plans' reader (read_case)."""
+        return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts)
+
+    def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict,
+                                prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
+        """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
+        the sliding window is done."""
+        model = self.model
+        readout = choose_readout(model.network, self.embed(prompts).to(self.device), len(model.folds))
+        volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
+        del preprocessed  # free it before the per-prompt exports
+        geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
+                                    volume.weights[volume.unpad].shape)
+        for index in range(len(prompts)):
+            yield index, geometry.mask(readout.prompt_logits(volume, index))
+
+    def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
+                             properties: Optional[dict] = None) -> Dict[str, np.ndarray]:
+        """{prompt: uint8 mask} in the image's own array layout and geometry.
+
+        ``image``: an image file or DICOM series folder; a SimpleITK image; or a (C, *spatial) array with the
+        ``properties`` the plans' reader returns (at least ``spacing``)."""
+        prompts = validate_prompts(self.training_prompts if prompts is None else prompts)
+        data, properties = self._image_arrays(image, properties)
+        return {prompts[i]: mask for i, mask in self.iter_masks(data, properties, prompts)}
+
+    def _image_arrays(self, image: ImageInput, properties: Optional[dict]) -> Tuple[np.ndarray, dict]:
+        if isinstance(image, sitk.Image):
+            return sitk_image_to_case_arrays(image)
+        if isinstance(image, np.ndarray):
+            if properties is None or "spacing" not in properties:
+                raise ValueError("An array input needs properties={'spacing': [...]} (per array axis, as nnU-Net's "
+                                 "readers return them).")
+            return (image[None] if image.ndim == 3 else image), dict(properties)
+        cases = find_cases(image, self.model.dataset_json["file_ending"])
+        if len(cases) != 1:
+            raise ValueError(f"{image} holds {len(cases)} cases; predict_single_image takes one image.")
+        check_case(cases[0], self.model.num_input_channels)
+        return read_case(cases[0], self.model.plans_manager.image_reader_writer_class)
+
+    # ---- batches of files --------------------------------------------------------------------------------------
+    def make_jobs(self, inputs: Optional[Union[str, Path]] = None, prompts: Optional[Sequence[str]] = None,
+                  prompts_file: Optional[Union[str, Path]] = None) -> List[PredictionJob]:
+        """Jobs from an input path (every case gets ``prompts``) or from a prompts file; all inputs checked."""
+        if (inputs is None) == (prompts_file is None):
+            raise ValueError("Give either the input images (-i) or a prompts file (--prompts-file), not both.")
+        default_prompts = validate_prompts(prompts) if prompts is not None else tuple(self.training_prompts)
+        file_ending = self.model.dataset_json["file_ending"]
+        jobs = (load_prompts_file(prompts_file, file_ending, default_prompts) if prompts_file is not None
+                else jobs_for_cases(find_cases(inputs, file_ending), default_prompts))
+        for job in jobs:
+            check_case(job.case, self.model.num_input_channels)
+        return jobs
+
+    def predict_from_files(self, inputs: Optional[Union[str, Path]], output_folder: Union[str, Path],
+                           prompts: Optional[Sequence[str]] = None, prompts_file: Optional[Union[str, Path]] = None,
+                           options: OutputOptions = OutputOptions(), skip_existing: bool = False,
+                           far_threshold: float = FAR_THRESHOLD) -> PredictionRun:
+        """Predict every case of ``inputs`` (or of ``prompts_file``) into ``output_folder``.
+
+        All inputs are checked and all prompts embedded before the first file is written, so a bad input or a
+        missing text encoder leaves no output behind. ``skip_existing`` skips cases whose outputs all exist."""
+        jobs = self.make_jobs(inputs, prompts, prompts_file)
+        prompts_of_run = all_prompts(jobs)
+        self.embed(prompts_of_run)
+        output_folder = Path(output_folder)
+        report = self.prompt_report(prompts_of_run, far_threshold)
+        run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
+        write_json(self._settings(jobs, options), output_folder / SETTINGS_FILE)
+        file_ending = self.model.dataset_json["file_ending"]
+        for job in tqdm(jobs, desc="Cases", unit="case", disable=not self.show_progress):
+            ending = job.case.output_ending(file_ending)
+            if skip_existing and all(p.is_file() for p in expected_files(output_folder, job.case.case_id,
+                                                                          job.prompts, ending, options)):
+                run.skipped.append(job.case.case_id)
+                continue
+            run.written[job.case.case_id] = self._predict_case(job, output_folder, ending, options)
+        return run
+
+    def _predict_case(self, job: PredictionJob, output_folder: Path, ending: str, options: OutputOptions) -> List[Path]:
+        plans_reader_writer = self.model.plans_manager.image_reader_writer_class
+        data, properties = read_case(job.case, plans_reader_writer)
+        image = data[0] if options.needs_image else None
+        preprocessed = self.preprocess(data, properties)
+        del data  # only the preprocessed copy (and the first channel, if needed) stays in memory
+        masks = self.masks_from_preprocessed(preprocessed, properties, job.prompts)
+        del preprocessed
+        writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
+                                  reader_writer_for(job.case, plans_reader_writer), properties, options, image)
+        for index, mask in masks:
+            writer.add(index, mask)
+        return writer.finish()
+
+    def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
+        model = self.model
+        return {"model_folder": str(model.folder), "trainer": model.trainer_name, "folds": list(model.folds),
+                "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
+                "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
+                "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
+                "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview},
+                "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
+                          for job in jobs}}

@@ -1,0 +1,113 @@
+"""Which prompts to predict for which image: prompt validation and the ``--prompts-file`` format.
+
+Prompts file (JSON), for batch runs with different prompts per image::
+
+    {"jobs": [
+        {"image": "scans/ct_001.nii.gz", "prompts": ["liver", "renal organs"]},
+        {"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]},
+        {"image": "scans/ct_002.nii.gz"}
+    ]}
+
+``image``: an image file or a DICOM series folder, absolute or relative to the prompts file's folder.
+``case`` (optional): the output name; default the image name without ending and channel suffix (``_0000``).
+``prompts`` (optional): default the run's ``--prompts``, else the model's canonical training prompts.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence, Tuple
+
+from nnunetv2_openvocab.inference.input_images import CaseInput, find_cases
+from nnunetv2_openvocab.prompts.dataset_prompts import slugify_prompt
+
+PROMPTS_FILE_EXAMPLE = ('{"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal organs"]}, '
+                        '{"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]}]}')
+
+
+class PromptError(ValueError):
+    """An empty, unusable or colliding prompt, or a malformed prompts file."""
+
+
+@dataclass(frozen=True)
+class PredictionJob:
+    case: CaseInput
+    prompts: Tuple[str, ...]
+
+
+def validate_prompts(prompts: Sequence[str], where: str = "--prompts") -> Tuple[str, ...]:
+    """Stripped prompts, in order, without repeats; refuses empty prompts and prompts sharing a file name."""
+    if isinstance(prompts, str) or not prompts:
+        raise PromptError(f"{where}: expected a non-empty list of prompts, got {prompts!r}. "
+                          f"Example: --prompts liver \"renal organs\".")
+    cleaned: List[str] = []
+    slugs = {}
+    for prompt in prompts:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise PromptError(f"{where}: prompt {prompt!r} is empty. Give text such as 'liver', or drop it.")
+        prompt = prompt.strip()
+        if prompt in cleaned:
+            continue
+        try:
+            slug = slugify_prompt(prompt)
+        except ValueError as error:
+            raise PromptError(f"{where}: {error}") from None
+        if slug in slugs:
+            raise PromptError(f"{where}: prompts {slugs[slug]!r} and {prompt!r} would both be saved as "
+                              f"*_{slug}.nii.gz. Keep one of them or reword one.")
+        slugs[slug] = prompt
+        cleaned.append(prompt)
+    return tuple(cleaned)
+
+
+def _job(entry: object, index: int, base: Path, file_ending: str, default_prompts: Tuple[str, ...],
+         source: Path) -> PredictionJob:
+    where = f"{source} [jobs[{index}]]"
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("image"), str):
+        raise PromptError(f'{where}: expected an object with an "image" path, got {entry!r}. '
+                          f"Format: {PROMPTS_FILE_EXAMPLE}")
+    image = Path(entry["image"])
+    image = image if image.is_absolute() else base / image
+    if not image.exists():
+        raise PromptError(f"{where}.image: {image} does not exist. Paths are relative to {base}.")
+    cases = find_cases(image, file_ending)
+    if len(cases) != 1:
+        raise PromptError(f"{where}.image: {image} holds {len(cases)} cases; point each job to one image file or "
+                          f"one DICOM series folder.")
+    case = cases[0]
+    if "case" in entry:
+        if not isinstance(entry["case"], str) or not entry["case"].strip():
+            raise PromptError(f"{where}.case: expected a non-empty name, got {entry['case']!r}.")
+        case = CaseInput(entry["case"].strip(), case.sources, case.is_dicom)
+    prompts = validate_prompts(entry["prompts"], f"{where}.prompts") if "prompts" in entry else default_prompts
+    return PredictionJob(case, prompts)
+
+
+def load_prompts_file(path: str | Path, file_ending: str, default_prompts: Sequence[str]) -> List[PredictionJob]:
+    """Jobs of a prompts file; every error names the file, the entry and the fix."""
+    path = Path(path)
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PromptError(f"Prompts file {path} does not exist.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PromptError(f"Prompts file {path} is not valid JSON ({error}). Expected: {PROMPTS_FILE_EXAMPLE}") \
+            from None
+    if not isinstance(content, Mapping) or not isinstance(content.get("jobs"), list) or not content["jobs"]:
+        raise PromptError(f'{path}: expected an object with a non-empty "jobs" list. Format: {PROMPTS_FILE_EXAMPLE}')
+    jobs = [_job(entry, i, path.parent, file_ending, tuple(default_prompts), path)
+            for i, entry in enumerate(content["jobs"])]
+    repeated = sorted({j.case.case_id for j in jobs if [k.case.case_id for k in jobs].count(j.case.case_id) > 1})
+    if repeated:
+        raise PromptError(f"{path}: several jobs write case {repeated}; give them distinct \"case\" names.")
+    return jobs
+
+
+def jobs_for_cases(cases: Sequence[CaseInput], prompts: Sequence[str]) -> List[PredictionJob]:
+    return [PredictionJob(case, tuple(prompts)) for case in cases]
+
+
+def all_prompts(jobs: Sequence[PredictionJob], extra: Optional[Sequence[str]] = None) -> List[str]:
+    """Every distinct prompt of a run, in first-seen order."""
+    return list(dict.fromkeys([*(extra or ()), *(p for job in jobs for p in job.prompts)]))

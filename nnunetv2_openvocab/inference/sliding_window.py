@@ -1,0 +1,122 @@
+"""Gaussian-blended sliding-window prediction of any per-voxel map (prompt logits or decoder features).
+
+The tiles and the Gaussian weights are nnU-Net's (``compute_steps_for_sliding_window``, ``compute_gaussian``,
+``pad_nd_image``). What differs from ``nnUNetPredictor``: the blended sum lives in one (K, *S) buffer at network
+resolution (float16 by default) with a single float32 weight map, and channels are normalised one at a time
+on request (``BlendedVolume.channel``), so no second full-size copy of all channels is ever made.
+Mirroring (test-time augmentation) and fold ensembling add into the same sums.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+from acvl_utils.cropping_and_padding.padding import pad_nd_image
+from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
+from tqdm import tqdm
+
+# nnU-Net scales its Gaussian to a peak of 10 so that float16 sums keep their precision at the borders. Its
+# corners fall to ~1e-9, below float16's range, so the weights are floored at 1/1000 of the peak: this changes
+# nothing where tiles overlap (the other tile dominates) and keeps single-tile corners exact.
+GAUSSIAN_PEAK = 10.0
+GAUSSIAN_FLOOR = GAUSSIAN_PEAK * 1e-3
+TileFunction = Callable[[torch.Tensor], torch.Tensor]  # (1, C, *patch) -> (K, *patch)
+
+
+def tile_slicers(image_shape: Sequence[int], patch_size: Sequence[int], step_size: float) -> List[Tuple[slice, ...]]:
+    """Spatial slices of every tile, in nnU-Net's order (image_shape already padded to >= patch_size)."""
+    steps = compute_steps_for_sliding_window(tuple(image_shape), tuple(patch_size), step_size)
+    return [tuple(slice(start, start + size) for start, size in zip(corner, patch_size))
+            for corner in itertools.product(*steps)]
+
+
+def mirror_combinations(mirror_axes: Optional[Sequence[int]]) -> List[Tuple[int, ...]]:
+    """Flip-axis tuples of the tensor (B, C, *spatial) for test-time mirroring; () is the unflipped pass."""
+    if not mirror_axes:
+        return [()]
+    axes = [a + 2 for a in mirror_axes]
+    return [()] + [c for n in range(1, len(axes) + 1) for c in itertools.combinations(axes, n)]
+
+
+@dataclass
+class BlendedVolume:
+    """Weighted sums (K, *padded) and weights (*padded); ``channel(k)`` is the blended map of channel k."""
+
+    sums: torch.Tensor
+    weights: torch.Tensor
+    unpad: Tuple[slice, ...]  # spatial slices that remove nnU-Net's padding
+
+    @property
+    def num_channels(self) -> int:
+        return self.sums.shape[0]
+
+    def channel(self, index: int) -> torch.Tensor:
+        """(*S) float32 blended map of one channel, padding removed."""
+        return (self.sums[index].float() / self.weights)[self.unpad]
+
+    def weighted_channel_sum(self, coefficients: torch.Tensor) -> torch.Tensor:
+        """(*S) float32 ``sum_k coefficients[k] * channel(k)``, built one channel at a time."""
+        total = torch.zeros(self.weights.shape, dtype=torch.float32, device=self.weights.device)
+        for k in range(self.num_channels):
+            total.add_(self.sums[k].float(), alpha=float(coefficients[k]))
+        return (total / self.weights)[self.unpad]
+
+
+class SlidingWindow:
+    """Tiles, Gaussian weights and mirroring for one patch size; ``blend`` runs a tile function over an image."""
+
+    def __init__(self, patch_size: Sequence[int], step_size: float = 0.5,
+                 mirror_axes: Optional[Sequence[int]] = None, device: torch.device = torch.device("cpu"),
+                 accumulation_dtype: torch.dtype = torch.float16, show_progress: bool = True):
+        if not 0 < step_size <= 1:
+            raise ValueError(f"step_size must be in (0, 1], got {step_size}; nnU-Net's default is 0.5.")
+        self.patch_size = tuple(int(p) for p in patch_size)
+        self.step_size = step_size
+        self.flips = mirror_combinations(mirror_axes)
+        self.device = device
+        self.accumulation_dtype = accumulation_dtype
+        self.show_progress = show_progress
+
+    def padded(self, data: torch.Tensor) -> Tuple[torch.Tensor, Tuple[slice, ...]]:
+        """(C, *S) -> (C, *padded) with every side >= the patch, plus the spatial slices undoing it."""
+        padded, revert = pad_nd_image(data, self.patch_size, "constant", {"value": 0}, True, None)
+        return padded, tuple(revert[1:])
+
+    def tiles(self, padded_shape: Sequence[int]) -> List[Tuple[slice, ...]]:
+        return tile_slicers(padded_shape, self.patch_size, self.step_size)
+
+    def predict_tile(self, tile_function: TileFunction, tile: torch.Tensor) -> torch.Tensor:
+        """(1, C, *patch) -> (K, *patch), averaged over the mirrored passes."""
+        total = None
+        for axes in self.flips:
+            output = tile_function(torch.flip(tile, axes) if axes else tile)
+            output = torch.flip(output, [a - 1 for a in axes]) if axes else output  # (K, *patch): no batch axis
+            total = output.float() if total is None else total.add_(output.float())
+        return total.div_(len(self.flips)) if len(self.flips) > 1 else total
+
+    def start(self, data: torch.Tensor, num_channels: int,
+              results_device: torch.device = torch.device("cpu")) -> Tuple[torch.Tensor, BlendedVolume]:
+        """Pad ``data`` (C, *S) and allocate the zeroed sums (num_channels, *padded) and weights."""
+        padded, unpad = self.padded(data)
+        sums = torch.zeros((num_channels, *padded.shape[1:]), dtype=self.accumulation_dtype, device=results_device)
+        weights = torch.zeros(padded.shape[1:], dtype=torch.float32, device=results_device)
+        return padded, BlendedVolume(sums, weights, unpad)
+
+    @torch.inference_mode()
+    def accumulate(self, volume: BlendedVolume, padded: torch.Tensor, tile_function: TileFunction,
+                   description: str = "Sliding window") -> None:
+        """Add the Gaussian-weighted output of ``tile_function`` on every tile of ``padded`` to ``volume``.
+        Call once per fold (after loading its weights) to ensemble folds."""
+        device = volume.sums.device
+        gaussian = compute_gaussian(self.patch_size, sigma_scale=1.0 / 8, value_scaling_factor=GAUSSIAN_PEAK,
+                                    dtype=torch.float32, device=device).clamp_min(GAUSSIAN_FLOOR)
+        gaussian_in_sum_dtype = gaussian.to(self.accumulation_dtype)
+        gaussian = gaussian_in_sum_dtype.float()  # weights rounded like the sums: their ratio stays exact
+        for slicer in tqdm(self.tiles(padded.shape[1:]), desc=description, unit="tile",
+                           disable=not self.show_progress, leave=False):
+            tile = padded[(slice(None), *slicer)][None].to(self.device)
+            output = self.predict_tile(tile_function, tile).to(device)  # (K, *patch)
+            volume.sums[(slice(None), *slicer)].addcmul_(output.to(self.accumulation_dtype), gaussian_in_sum_dtype)
+            volume.weights[slicer] += gaussian

@@ -1,0 +1,47 @@
+"""``nnUNetv2_openvocab_demo``: its plumbing on the model trained in the test session (training itself is the
+real ``nnUNetv2_train``, exercised by the conftest fixture), and the time limit on a long-running command."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from nnunetv2_openvocab.demo import DemoError, demo_prompt_set, run_demo, run_logged
+from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
+from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+
+
+def test_demo_prompts_are_the_training_prompts_plus_unseen_ones():
+    prompts = example_prompts()
+    prompt_set = demo_prompt_set({"text_prompts": {name: prompts[name] for name in DEFAULT_STRUCTURES}})
+    seen = [p for p in prompt_set["prompts"] if p["kind"] == "seen"]
+    unseen = [p for p in prompt_set["prompts"] if p["kind"] != "seen"]
+    assert [p["prompt"] for p in seen] == [prompts[name][0] for name in DEFAULT_STRUCTURES]
+    training = {t.lower() for name in DEFAULT_STRUCTURES for t in prompts[name]}
+    assert len(unseen) >= 2 and not {p["prompt"].lower() for p in unseen} & training
+
+
+def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, tmp_path, capsys):
+    outputs = run_demo(tmp_path / "demo", model_folder=trained_openvocab_model.model_folder, step_size=1.0)
+    printed = capsys.readouterr().out
+    predictions = tmp_path / "demo" / "predictions"
+    prompts = [p["prompt"] for p in demo_prompt_set(
+        {"text_prompts": {n: example_prompts()[n] for n in DEFAULT_STRUCTURES}})["prompts"]]
+    assert all((predictions / prompt_file_name("example_000", p)).is_file() for p in prompts)
+    assert (predictions / "previews" / "example_000.png").is_file()
+    table = outputs["metrics table"].read_text()
+    assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
+    assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
+
+
+def test_a_command_is_stopped_at_its_deadline(tmp_path):
+    start = time.monotonic()
+    finished = run_logged([sys.executable, "-c", "import time; time.sleep(60)"], {}, tmp_path / "sleep.log",
+                          deadline_s=1)
+    assert not finished and time.monotonic() - start < 20
+
+
+def test_a_failing_command_reports_its_log(tmp_path):
+    with pytest.raises(DemoError, match="exit 3"):
+        run_logged([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], {}, tmp_path / "fail.log")
