@@ -25,7 +25,7 @@ TOTALSEG = SHARED / "totalsegmentator"
 def build_native(root: Path, subjects: int) -> None:
     ct = sitk.ReadImage(str(TOTALSEG / "example_ct_sm.nii.gz"))
     seg = sitk.ReadImage(str(TOTALSEG / "example_seg.nii.gz"))
-    class_map = json.loads((TOTALSEG / "class_map_total.json").read_text())
+    class_map = json.loads((TOTALSEG / "class_map_total.json").read_text(encoding="utf-8"))
     masks = {name: sitk.Cast(seg == int(value), sitk.sitkUInt8) for value, name in class_map.items()}
     rows = ["image_id;split"]
     for i in range(subjects):

@@ -42,7 +42,7 @@ NUM_PROMPTS = 32
 
 
 def benchmark_prompts(count: int = NUM_PROMPTS) -> list:
-    names = list(json.loads(CLASS_MAP.read_text()).values())[:count]
+    names = list(json.loads(CLASS_MAP.read_text(encoding="utf-8")).values())[:count]
     return [name.replace("_", " ") for name in names]
 
 
@@ -144,7 +144,7 @@ def run_child(kind: str, model_folder: Path, checkpoint: str, image: Path, outpu
 def child_peak(kind: str, model_folder: Path, checkpoint: str, image: Path, output: Path) -> dict:
     result = subprocess.run([sys.executable, __file__, "--child", kind, "--model-folder", str(model_folder),
                              "--checkpoint", checkpoint, "--image", str(image), "--output", str(output)],
-                            capture_output=True, text=True, check=True)
+                            capture_output=True, encoding="utf-8", errors="replace", check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 

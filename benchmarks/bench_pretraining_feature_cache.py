@@ -51,7 +51,7 @@ def nnunet_model(workdir: Path, size: str) -> Path:
     subprocess.run(["nnUNetv2_openvocab_plan_and_preprocess", "-d", str(DATASET_ID), "--stunet", size,
                     "--text-encoder", "minilm", "-np", "2", "--no_pbar"], env=env, check=True, capture_output=True)
     plans_file = workdir / "preprocessed" / dataset.name / f"nnUNetPlans_STUNet{size}.json"
-    architecture = json.loads(plans_file.read_text())["configurations"]["3d_fullres"]["architecture"]
+    architecture = json.loads(plans_file.read_text(encoding="utf-8"))["configurations"]["3d_fullres"]["architecture"]
     network = STUNet(1, 7, **architecture["arch_kwargs"])
     network.apply(network.initialize)
     model = workdir / "model"
@@ -81,7 +81,7 @@ def manifest(workdir: Path, count: int) -> Path:
 
 
 def epoch_seconds(run: Path) -> float:
-    return sum(json.loads(line)["seconds"] for line in (run / TRAINING_LOG).read_text().splitlines())
+    return sum(json.loads(line)["seconds"] for line in (run / TRAINING_LOG).read_text(encoding="utf-8").splitlines())
 
 
 def main() -> None:

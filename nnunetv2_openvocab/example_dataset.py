@@ -25,7 +25,7 @@ DEFAULT_CASE_SLABS = ((0, None), (0, 80), (32, None))
 
 
 def example_prompts() -> Dict[str, list]:
-    prompts = json.loads(EXAMPLE_PROMPTS.read_text())
+    prompts = json.loads(EXAMPLE_PROMPTS.read_text(encoding="utf-8"))
     prompts.pop("_comment", None)
     return prompts
 
@@ -38,7 +38,7 @@ def _write_atomically(image: sitk.Image, path: Path) -> None:
 
 def remap_labels(segmentation: np.ndarray, structures: Sequence[str]) -> np.ndarray:
     """TotalSegmentator ids -> 1..len(structures) in the given order; everything else background."""
-    name_to_id = {name: int(i) for i, name in json.loads(CLASS_MAP.read_text()).items()}
+    name_to_id = {name: int(i) for i, name in json.loads(CLASS_MAP.read_text(encoding="utf-8")).items()}
     unknown = [s for s in structures if s not in name_to_id]
     if unknown:
         raise ValueError(f"Unknown TotalSegmentator structure(s) {unknown}; see {CLASS_MAP} for names.")

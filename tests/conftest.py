@@ -47,7 +47,7 @@ class NnUNetFolders:
 
     def run(self, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
         """Run a console command with these folders; fail the test with its output on a non-zero exit."""
-        result = subprocess.run(list(args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(list(args), env=self.env, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
         if result.returncode != 0:
             pytest.fail(f"{' '.join(args)} exited {result.returncode}\nSTDOUT:\n{result.stdout[-4000:]}\n"
                         f"STDERR:\n{result.stderr[-4000:]}")

@@ -73,13 +73,13 @@ def test_offline_run_on_the_real_reports_writes_every_output(tmp_path, capsys):
     effusion_row = next(row for row in first_rows if row["caption"].startswith("Pleural effusion"))
     assert "pleural effusion" in effusion_row["matched_terms"].split("|")
 
-    stats = json.loads((out / "caption_stats.json").read_text())
+    stats = json.loads((out / "caption_stats.json").read_text(encoding="utf-8"))
     assert stats["reports"] == 800 and stats["failed_reports"] == 0
     assert stats["captions_per_report"]["after_filter"]["mean"] < stats["captions_per_report"]["before_filter"]["mean"]
     assert len(stats["top_captions"]) == 100 and len(stats["top_organs"]) == 20
     assert stats["top_organs"][0]["organ"] == "lung"
     assert stats["run"]["backend"] == "offline" and len(stats["run"]["input_problems"]) > 0
-    assert (out / "failures.jsonl").read_text() == ""
+    assert (out / "failures.jsonl").read_text(encoding="utf-8") == ""
 
 
 def test_shards_split_the_reports_without_overlap_and_rerun_identically(tmp_path, small_radlex):
@@ -140,7 +140,7 @@ def run_cli(csv_path: Path, out: Path, server: ScriptedChatServer, radlex: Path)
                "--backend", "openai", "--base-url", server.url, "--model", "test-model", "--workers", "2",
                "--timeout", "20", "--max-retries", "2", "--volume-root", "/data"]
     env = {**os.environ, "OPENAI_API_KEY": API_KEY, "NO_PROXY": "127.0.0.1,localhost"}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
 
 
 def wait_until_quiet(server: ScriptedChatServer, quiet_s: float = 1.0) -> int:
@@ -182,7 +182,7 @@ def test_openai_backend_survives_kill_9_without_duplicate_requests_or_leaked_key
         process = run_cli(csv_path, out, server, small_radlex)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            lines = cache_file.read_text().splitlines() if cache_file.is_file() else []
+            lines = cache_file.read_text(encoding="utf-8").splitlines() if cache_file.is_file() else []
             if len(lines) >= answered_before_kill and sum(server.received.values()) > answered_before_kill:
                 break
             assert process.poll() is None, process.communicate()
@@ -208,14 +208,14 @@ def test_openai_backend_survives_kill_9_without_duplicate_requests_or_leaked_key
 
     manifest = read_manifest(out / "manifest.jsonl")
     assert len(manifest) == 18
-    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {f["volume"] for f in failures} == {"train_5_a_1.nii.gz"}
     assert failures[0]["reason"].startswith("malformed")
     for entry in manifest:
         assert entry["captions"] or entry["volume"] == "/data/train_5_a_1.nii.gz"
     by_volume = {entry["volume"]: entry["captions"] for entry in manifest}
     assert by_volume["/data/train_0_a_2.nii.gz"] == by_volume["/data/train_0_a_1.nii.gz"]
-    cached = [json.loads(line) for line in cache_file.read_text().splitlines() if line.strip().startswith("{")]
+    cached = [json.loads(line) for line in cache_file.read_text(encoding="utf-8").splitlines() if line.strip().startswith("{")]
     assert any("I cannot comply" in record["raw"] for record in cached)  # raw answer kept for inspection
 
     written = [path for path in tmp_path.rglob("*") if path.is_file()]

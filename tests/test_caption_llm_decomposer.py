@@ -66,7 +66,7 @@ def test_every_report_ends_with_captions_or_a_recorded_failure(tmp_path):
     assert len(cached) == len(BEHAVIOUR)
     raw_by_status = {a.raw for a in cached.values() if a.status == "malformed"}
     assert '{"choices": [oops' in raw_by_status and "I am sorry, I cannot produce captions." in raw_by_status
-    assert all(API_KEY not in path.read_text() for path in tmp_path.glob("*.jsonl"))
+    assert all(API_KEY not in path.read_text(encoding="utf-8") for path in tmp_path.glob("*.jsonl"))
 
 
 def test_rerun_asks_nothing_and_retry_failed_asks_only_failures(tmp_path):

@@ -135,7 +135,7 @@ def test_encoder_only_loading(source_weights):
 @pytest.mark.skipif(not REFERENCE_FILE.is_file(), reason=f"{REFERENCE_FILE} not available")
 def test_released_stunet_s_layout_loads_completely(tmp_path):
     """A checkpoint laid out exactly like the released STU-Net S (names and shapes from the reference)."""
-    reference = json.loads(REFERENCE_FILE.read_text())["S"]["state_dict"]
+    reference = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))["S"]["state_dict"]
     path = tmp_path / "small_ep4k.model"
     torch.save(nnunet_v1_checkpoint({name: torch.zeros(shape) for name, shape in reference.items()}), path)
     network = STUNet(1, 12, **stunet_arch_kwargs("S"))

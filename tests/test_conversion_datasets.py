@@ -87,12 +87,12 @@ def test_converter_on_native_replica(converter, tmp_path):
     dataset_json_path = convert_to_nnunet(converter.replace("_gtv", ""), native, 501, num_processes=1,
                                           output_root=tmp_path / "raw", **options)
     folder = dataset_json_path.parent
-    dataset = json.loads(dataset_json_path.read_text())
+    dataset = json.loads(dataset_json_path.read_text(encoding="utf-8"))
 
     assert dataset["channel_names"] == {"0": "CT"} and dataset["file_ending"] == ".nii.gz"
     assert dataset["labels"] == nnunet_labels(table.labels)
     assert dataset["numTraining"] == len(ids_by_split[TRAIN])
-    report = json.loads((folder / "conversion_report.json").read_text())
+    report = json.loads((folder / "conversion_report.json").read_text(encoding="utf-8"))
     assert report["num_cases"] == sum(map(len, ids_by_split.values())) and report["num_failed"] == 0
     assert dataset["licence"] == table.licence and dataset["source"] == table.source
     assert ("regions_class_order" in dataset) == any(len(v) > 1 for v in table.labels.values())
@@ -115,8 +115,8 @@ def test_totalsegmentator_real_example_in_native_layout(tmp_path):
     dataset_json_path = convert_to_nnunet("totalsegmentator", native, 291, num_processes=1,
                                           output_root=tmp_path / "raw")
     folder = dataset_json_path.parent
-    dataset = json.loads(dataset_json_path.read_text())
-    class_map = json.loads((TOTALSEG / "class_map_total.json").read_text())
+    dataset = json.loads(dataset_json_path.read_text(encoding="utf-8"))
+    class_map = json.loads((TOTALSEG / "class_map_total.json").read_text(encoding="utf-8"))
     assert {int(v) for k, v in dataset["labels"].items() if k != "background"} == set(range(1, 118))
     assert {dataset["labels"][name] for name in class_map.values()} == {int(k) for k in class_map}
     assert dataset["numTraining"] == 2  # 'train' and 'val' subjects; 'test' goes to imagesTs/labelsTs
@@ -155,18 +155,18 @@ def test_cli_converts_with_a_process_pool(tmp_path):
     write_layout_replica(native, table, {TRAIN: ["0001", "0002", "0003"]})
     env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"))
     result = subprocess.run(["nnUNetv2_openvocab_convert", "btcv", "-i", str(native), "-d", "17", "-np", "2"],
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "raw" / "Dataset017_BTCV"
-    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 3
-    assert json.loads((folder / "conversion_report.json").read_text())["num_failed"] == 0
+    assert json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 3
+    assert json.loads((folder / "conversion_report.json").read_text(encoding="utf-8"))["num_failed"] == 0
 
 
 def test_cli_refuses_a_dataset_id_in_use(tmp_path):
     (tmp_path / "raw" / "Dataset017_Other").mkdir(parents=True)
     env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"))
     result = subprocess.run([sys.executable, "-m", "dataset_conversion.convert_entry", "btcv", "-i", str(tmp_path),
-                             "-d", "17"], env=env, capture_output=True, text=True, timeout=120)
+                             "-d", "17"], env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert result.returncode != 0 and "already used by ['Dataset017_Other']" in result.stderr
 
 
@@ -190,9 +190,9 @@ def test_ct_rate_manifest_from_real_reports(tmp_path):
     pd.DataFrame(rows).to_csv(native / "radiology_text_reports" / "train_reports.csv", index=False)
 
     manifest = ct_rate.convert(native, tmp_path / "ct_rate_train.jsonl", "train", check_volumes=True, num_processes=1)
-    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    lines = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
     assert [Path(line["volume"]).name for line in lines] == ["train_1_a_1.nii.gz", "train_2_a_1.nii.gz"]
     assert all(set(line) == {"volume", "report", "captions"} and line["captions"] == [] for line in lines)
     assert lines[0]["report"].startswith("Findings: Trachea") and "\nImpression: " in lines[0]["report"]
-    report = json.loads((tmp_path / "ct_rate_train.report.json").read_text())
+    report = json.loads((tmp_path / "ct_rate_train.report.json").read_text(encoding="utf-8"))
     assert report["problem_counts"] == {"empty_report": 1, "missing_file": 1}

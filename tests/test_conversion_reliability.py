@@ -19,7 +19,7 @@ pytestmark = requires_shared_data
 
 
 def report_of(folder):
-    return json.loads((folder / "conversion_report.json").read_text())
+    return json.loads((folder / "conversion_report.json").read_text(encoding="utf-8"))
 
 
 def test_resume_after_interrupted_run(tmp_path):
@@ -45,7 +45,7 @@ def test_resume_after_interrupted_run(tmp_path):
     assert report_of(folder)["resumed"] == 1 and report_of(folder)["converted"] == [
         "kits23_00000", "kits23_00001", "kits23_00002"]
     assert not stale.exists()
-    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 3
+    assert json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 3
     verify_with_nnunet(folder)
 
 
@@ -97,7 +97,7 @@ def test_bad_inputs_are_reported_per_case_without_stopping(tmp_path):
     assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["btcv_0001.nii.gz", "btcv_0007.nii.gz"]
     patched = sitk.ReadImage(str(folder / "labelsTr" / "btcv_0007.nii.gz"))
     assert np.allclose(patched.GetOrigin(), example_ct(0).GetOrigin())  # the image's header was copied
-    assert json.loads((folder / "dataset.json").read_text())["numTraining"] == 2
+    assert json.loads((folder / "dataset.json").read_text(encoding="utf-8"))["numTraining"] == 2
     verify_with_nnunet(folder)
 
 

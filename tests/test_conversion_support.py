@@ -37,7 +37,7 @@ NNUNET_ENV = {"nnUNet_def_n_proc": "2", "nnUNet_n_proc_DA": "2"}
 
 @lru_cache(maxsize=1)
 def totalseg_class_map() -> Dict[str, int]:
-    raw = json.loads((TOTALSEG / "class_map_total.json").read_text())
+    raw = json.loads((TOTALSEG / "class_map_total.json").read_text(encoding="utf-8"))
     return {name: int(value) for value, name in raw.items()}
 
 

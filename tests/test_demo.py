@@ -30,7 +30,7 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
         {"text_prompts": {n: example_prompts()[n] for n in DEFAULT_STRUCTURES}})["prompts"]]
     assert all((predictions / prompt_file_name("example_000", p)).is_file() for p in prompts)
     assert (predictions / "previews" / "example_000.png").is_file()
-    table = outputs["metrics table"].read_text()
+    table = outputs["metrics table"].read_text(encoding="utf-8")
     assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
     assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
 

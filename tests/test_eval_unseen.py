@@ -51,11 +51,11 @@ def test_command_predicts_and_scores_the_unseen_prompts(trained_openvocab_model,
         "nnUNetv2_openvocab_eval_unseen", "-m", str(trained_openvocab_model.model_folder), "-f", "all",
         "-i", str(images), "-ref", str(reference), "--set", "example", "-o", str(tmp_path / "out"),
         "--disable_tta", "-device", "cpu", "-step_size", "1", "-np", "1", "--disable_progress_bar")
-    summary = json.loads((tmp_path / "out" / "metrics" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "out" / "metrics" / "summary.json").read_text(encoding="utf-8"))
     prompts = [e["prompt"] for e in load_unseen_prompt_set("example")[0]["prompts"]]
     assert [p["prompt"] for p in summary["prompts"]] == prompts
     assert all(summary["mean"][p]["n_evaluated"] == 1 for p in prompts)
     assert summary["mean"]["hepatic system"]["dice"] > 0.3 and summary["mean"]["renal organs"]["dice"] > 0.3
     assert "| hepatic system | liver | synonym |" in result.stdout and "prompt report" in result.stdout
-    assert json.loads((tmp_path / "out" / "unseen_set.json").read_text())["left_out"] == []
+    assert json.loads((tmp_path / "out" / "unseen_set.json").read_text(encoding="utf-8"))["left_out"] == []
     assert (tmp_path / "out" / "predictions" / "prompt_report.md").is_file()

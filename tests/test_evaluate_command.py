@@ -73,7 +73,7 @@ def dataset(tmp_path_factory):
 
 
 def _strict_json(path):
-    return json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
 
 
 def test_command_writes_all_reports_with_expected_metrics(dataset, capsys):
@@ -99,11 +99,11 @@ def test_command_writes_all_reports_with_expected_metrics(dataset, capsys):
     assert (detection["true_positives"], detection["true_negatives"], detection["false_positives"]) == (1, 1, 0)
     assert detection["harmonic_mean"] == 1.0
 
-    csv_lines = (out / "metrics_per_case.csv").read_text().splitlines()
+    csv_lines = (out / "metrics_per_case.csv").read_text(encoding="utf-8").splitlines()
     assert csv_lines[0].startswith("case,prompt,kind,targets,status,dice,nsd")
     assert len(csv_lines) == 1 + 2 * len(TEXT_PROMPTS)
     assert any(line.startswith("abdomen_b,left kidney,label,kidney_left,not_annotated,nan,nan") for line in csv_lines)
-    markdown = (out / "summary.md").read_text()
+    markdown = (out / "summary.md").read_text(encoding="utf-8")
     assert "| gallbladder | 1 | 0 | 1 | 0 | 100.00 | 100.00 | 100.00 |" in markdown
     assert (out / "mean_dsc_nsd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(out.glob(".*.tmp"))
@@ -129,7 +129,7 @@ def test_installed_console_script_with_worker_processes(dataset):
     result = subprocess.run(
         ["nnUNetv2_openvocab_evaluate", "-ref", str(root / "labels"), "-pred", str(root / "pred"),
          "-dj", str(root / "dataset.json"), "-o", str(out), "--prompts-file", str(root / "merged.json"),
-         "--tolerance-mm", "3", "-np", "2"], capture_output=True, text=True, timeout=120)
+         "--tolerance-mm", "3", "-np", "2"], capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert result.returncode == 0, result.stderr
     assert _strict_json(out / "summary.json")["mean"]["hepatic system"]["nsd"] > 0.99  # eroded by 3 mm
 

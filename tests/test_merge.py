@@ -34,7 +34,7 @@ def convert_replica(tmp_path, converter, table_key, native_ids, dataset_id, firs
 
 
 def merged_dataset(folder):
-    return json.loads((folder / "dataset.json").read_text())
+    return json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
 
 
 # --- pure label harmonisation ----------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ def test_structure_annotated_in_one_dataset_is_masked_not_background_in_the_othe
     msd_variants = convert_replica(tmp_path, "msd_liver", "msd_liver", ["liver_0", "liver_1"], 3, first_variant=2)
     env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"))
     result = subprocess.run(["nnUNetv2_openvocab_merge", "-d", "17", "3", "-o", "600", "--name", "Abdomen", "-np", "2"],
-                            env=env, capture_output=True, text=True, timeout=300)
+                            env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     folder = tmp_path / "raw" / "Dataset600_Abdomen"
     dataset = merged_dataset(folder)
@@ -109,7 +109,7 @@ def test_duplicate_scans_are_merged_once_with_united_labels(tmp_path):
     folder = tmp_path / "raw" / "Dataset601_Dup"
     merge_datasets([(220, tmp_path / "raw" / "Dataset220_KiTS23"), (17, tmp_path / "raw" / "Dataset017_BTCV")],
                    folder, num_processes=1)
-    report = json.loads((folder / "merge_report.json").read_text())
+    report = json.loads((folder / "merge_report.json").read_text(encoding="utf-8"))
     assert [d["members"] for d in report["duplicates"]] == [["0:kits23_00000", "1:btcv_0001"],
                                                             ["0:kits23_00001", "1:btcv_0009"]]
     assert sorted(p.name for p in (folder / "labelsTr").iterdir()) == ["D220_kits23_00000.nii.gz",

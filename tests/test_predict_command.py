@@ -85,18 +85,18 @@ def test_prompts_give_different_masks(prediction):
 
 def test_combined_map_statistics_preview_and_report(prediction):
     _, _, output, stdout = prediction
-    legend = json.loads((output / "combined" / "ct.json").read_text())
+    legend = json.loads((output / "combined" / "ct.json").read_text(encoding="utf-8"))
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(output / "combined" / "ct.nii.gz")))
     assert legend["labels"] == {"0": "background", **{str(i + 1): p for i, p in enumerate(PROMPTS)}}
     for entry in legend["prompts"]:
         assert entry["kept_voxels"] == int((labels == entry["label"]).sum())
         assert entry["kept_voxels"] + sum(entry["lost_to"].values()) == entry["mask_voxels"]
-    statistics = json.loads((output / "statistics" / "ct.json").read_text())
+    statistics = json.loads((output / "statistics" / "ct.json").read_text(encoding="utf-8"))
     liver = statistics["prompts"]["liver"]
     assert statistics["voxel_volume_ml"] == pytest.approx(0.027)
     assert liver["volume_ml"] == pytest.approx(liver["voxels"] * 0.027) and -100 < liver["mean_hu"] < 300
     assert imread(output / "previews" / "ct.png").shape[0] > 300
-    report = json.loads((output / "prompt_report.json").read_text())
+    report = json.loads((output / "prompt_report.json").read_text(encoding="utf-8"))
     assert {p["prompt"]: p["status"] for p in report["prompts"]}["renal organs"] == "near"
     assert "'renal organs': NEAR" in stdout and "differ only in side" in stdout
     assert (output / "prompt_report.md").is_file() and (output / "prediction_settings.json").is_file()
@@ -116,7 +116,7 @@ def test_masks_evaluate_with_the_evaluation_command(prediction, trained_openvoca
         "nnUNetv2_openvocab_evaluate", "-ref", str(reference), "-pred", str(output), "-np", "1",
         "-dj", str(trained_openvocab_model.dataset_folder / "dataset.json"), "-o", str(root / "evaluation"),
         "--prompts-file", str(prompt_set))
-    summary = json.loads((root / "evaluation" / "summary.json").read_text())
+    summary = json.loads((root / "evaluation" / "summary.json").read_text(encoding="utf-8"))
     assert summary["mean"]["liver"]["dice"] > 0.5
 
 

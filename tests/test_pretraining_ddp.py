@@ -106,7 +106,7 @@ def test_one_step_has_the_same_losses_and_gradients(folder):
 
 
 def _logged_losses(run: Path) -> list[dict[str, float]]:
-    records = [json.loads(line) for line in (run / TRAINING_LOG).read_text().splitlines()]
+    records = [json.loads(line) for line in (run / TRAINING_LOG).read_text(encoding="utf-8").splitlines()]
     return [{name: value for name, value in record.items() if name.endswith("loss")} for record in records]
 
 

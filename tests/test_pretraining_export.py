@@ -80,7 +80,7 @@ def test_cache_train_export_and_load(inputs):
     with torch.no_grad():
         expected = F.normalize(tower.eval()(PROMPTS), dim=-1)
     torch.testing.assert_close(exported.encode(PROMPTS), expected, atol=1e-5, rtol=1e-5)
-    pretraining = json.loads((aligned / "aligned.json").read_text())["pretraining"]
+    pretraining = json.loads((aligned / "aligned.json").read_text(encoding="utf-8"))["pretraining"]
     assert pretraining["step"] == 2 and pretraining["image_encoder_locked"]
 
     main(["export", "--run", str(folder / "run"), "--out", str(aligned)])  # an earlier export is replaced
@@ -105,3 +105,32 @@ def test_cache_and_unlocked_encoder_exclude_each_other(inputs, tmp_path):
     with pytest.raises(ValueError, match="--unlock-image-encoder trains the encoder"):
         main(["train", "--manifest", inputs["manifest"], "--cache", str(tmp_path), "--unlock-image-encoder",
               "--out", str(tmp_path / "run"), *TRAINING_FLAGS])
+
+
+def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_path):
+    """export -> planner --pretrained -> stock nnUNetv2_train with the frozen-encoder trainer."""
+    from conftest import make_nnunet_folders
+    from nnunetv2_openvocab.example_dataset import build_example_dataset
+
+    aligned = inputs["folder"] / "aligned"
+    if not (aligned / "aligned.json").is_file():
+        pytest.skip("needs the export of test_cache_train_export_and_load")
+    folders = make_nnunet_folders(tmp_path)
+    dataset = build_example_dataset(folders.raw, 993, structures=("liver", "spleen"), case_slabs=((20, 60), (50, 90)))
+    folders.run("nnUNetv2_openvocab_plan_and_preprocess", "-d", "993", "--pretrained", str(aligned),
+                "--patch-size", "32", "64", "64", "-overwrite_plans_name", "nnUNetPlans_Aligned", "-np", "2",
+                "--no_pbar")
+    plans = json.loads((folders.root / "preprocessed" / dataset.name / "nnUNetPlans_Aligned.json").read_text(encoding="utf-8"))
+    assert plans["openvocab"]["text_encoder"] == str(aligned.resolve())
+    assert plans["openvocab"]["embedding_dim"] == TINY_DIMS[-1]
+    trainer = "nnUNetTrainerOpenVocabFrozenEncoder_CPUSmoke"
+    folders.run("nnUNetv2_train", "993", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Aligned",
+                "-device", "cpu")
+    trained = read_checkpoint_state_dict(folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres"
+                                         / "fold_all" / "checkpoint_final.pth")
+    record = read_aligned_manifest(aligned)["image_encoder"]
+    encoder = read_checkpoint_state_dict(aligned / record["weights"])
+    encoder_names = [name for name in encoder if name.startswith("conv_blocks_context.")]
+    assert encoder_names
+    for name in encoder_names:
+        assert torch.equal(trained[name], encoder[name]), f"frozen encoder weight {name} changed or was not loaded"

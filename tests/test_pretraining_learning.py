@@ -56,12 +56,12 @@ def test_training_on_real_reports_lowers_the_loss_and_retrieves_held_out_pairs(t
 
     run = train(manifest, tmp_path / "run", CONFIG, cache=cache)
 
-    steps = [json.loads(line) for line in (run / TRAINING_LOG).read_text().splitlines()]
+    steps = [json.loads(line) for line in (run / TRAINING_LOG).read_text(encoding="utf-8").splitlines()]
     per_epoch = [[step["loss"] for step in steps if step["epoch"] == epoch] for epoch in range(EPOCHS)]
     first, last = sum(per_epoch[0]) / len(per_epoch[0]), sum(per_epoch[-1]) / len(per_epoch[-1])
     assert last < 0.75 * first, f"mean loss went from {first:.3f} to {last:.3f}"
 
-    final = json.loads((run / VALIDATION_LOG).read_text().splitlines()[-1])
+    final = json.loads((run / VALIDATION_LOG).read_text(encoding="utf-8").splitlines()[-1])
     chance = 5 / 160
     assert final["image_to_report_R@5"] >= 4 * chance, final
     assert final["report_to_image_R@5"] >= 4 * chance, final

@@ -38,7 +38,7 @@ def inputs(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def _without_timing(run: Path, log: str) -> list[dict]:
-    records = [json.loads(line) for line in (run / log).read_text().splitlines()]
+    records = [json.loads(line) for line in (run / log).read_text(encoding="utf-8").splitlines()]
     return [{name: value for name, value in record.items() if name != "seconds"} for record in records]
 
 

@@ -53,9 +53,9 @@ def test_laterality_is_quiet_when_sides_are_well_separated():
 def test_report_files(tmp_path):
     report = build_prompt_report(["kidney", "banana"], TRAINING, fake_embed(VECTORS), "fake")
     json_path, markdown_path = write_prompt_report(report, tmp_path)
-    content = json.loads(json_path.read_text())
+    content = json.loads(json_path.read_text(encoding="utf-8"))
     assert content["far_threshold"] == 0.5 and [p["status"] for p in content["prompts"]] == ["near", "far"]
-    assert "| banana | far |" in markdown_path.read_text()
+    assert "| banana | far |" in markdown_path.read_text(encoding="utf-8")
     assert "'banana': FAR" in report.to_text()
 
 

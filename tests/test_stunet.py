@@ -45,7 +45,7 @@ def test_parameter_count_matches_paper(size):
 @pytest.mark.skipif(not REFERENCE_FILE.is_file(), reason=f"{REFERENCE_FILE} not available")
 @pytest.mark.parametrize("size", sorted(PUBLISHED_PARAMETER_COUNTS))
 def test_state_dict_equals_released_checkpoint_layout(size):
-    reference = json.loads(REFERENCE_FILE.read_text())[size]
+    reference = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))[size]
     assert stunet_arch_kwargs(size) == {"depth": reference["depth"], "dims": reference["dims"]}
     with torch.device("meta"):
         network = STUNet(reference["input_channels"], reference["num_classes"], reference["depth"], reference["dims"],

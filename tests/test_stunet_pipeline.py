@@ -31,7 +31,7 @@ def planned(tmp_path_factory):
 
 def test_plans_name_network_and_openvocab_section(planned):
     folders, dataset = planned
-    plans = json.loads((folders.root / "preprocessed" / dataset.name / f"{PLANS}.json").read_text())
+    plans = json.loads((folders.root / "preprocessed" / dataset.name / f"{PLANS}.json").read_text(encoding="utf-8"))
     architecture = plans["configurations"]["3d_fullres"]["architecture"]
     assert architecture["network_class_name"] == "nnunetv2_openvocab.network.stunet.STUNet"
     assert architecture["arch_kwargs"]["dims"] == [8, 16, 32, 64, 128, 128]
@@ -43,12 +43,12 @@ def test_plans_name_network_and_openvocab_section(planned):
 
 def test_planning_refuses_an_invalid_dataset(nnunet_folders):
     dataset = build_example_dataset(nnunet_folders.raw, 992, structures=("liver",), case_slabs=((0, 20),))
-    data = json.loads((dataset / "dataset.json").read_text())
+    data = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))
     data["text_prompts"]["liver"] = [""]
     (dataset / "dataset.json").write_text(json.dumps(data))
     import subprocess
     result = subprocess.run(["nnUNetv2_openvocab_plan_and_preprocess", "-d", "992", "--text-encoder", "minilm"],
-                            env=nnunet_folders.env, capture_output=True, text=True)
+                            env=nnunet_folders.env, capture_output=True, encoding="utf-8", errors="replace")
     assert result.returncode != 0
     assert "text_prompts.liver[0]" in result.stderr + result.stdout
 

@@ -27,7 +27,7 @@ def test_covers_all_117_totalsegmentator_classes(taxonomy):
     assert len(table.labels) == 117
     assert all(name in taxonomy for name in table.labels)
     if (TOTALSEG / "class_map_total.json").is_file():
-        class_map = json.loads((TOTALSEG / "class_map_total.json").read_text())
+        class_map = json.loads((TOTALSEG / "class_map_total.json").read_text(encoding="utf-8"))
         assert {name: (int(k),) for k, name in class_map.items()} == table.labels
 
 
@@ -100,11 +100,11 @@ def test_can_overlap_follows_part_of_and_lesion_organ(taxonomy):
 def test_radlex_ids_and_notice(taxonomy):
     with_id = [s for s in taxonomy.structures.values() if s.radlex_id]
     assert len(with_id) > 150 and all(s.radlex_id.startswith("RID") for s in with_id)
-    notice = (DATA_DIR / "RADLEX_NOTICE.md").read_text()
+    notice = (DATA_DIR / "RADLEX_NOTICE.md").read_text(encoding="utf-8")
     assert "Radiological Society of North America" in notice and "RadLex License" in notice
 
 
 @pytest.mark.skipif(not RADLEX.is_file(), reason=f"RadLex file not found under {SHARED_DATA}")
 def test_generator_reproduces_the_shipped_file():
     generated = build_taxonomy(RADLEX, TOTALSEG / "class_map_total.json")
-    assert generated == json.loads(DEFAULT_TAXONOMY_PATH.read_text())
+    assert generated == json.loads(DEFAULT_TAXONOMY_PATH.read_text(encoding="utf-8"))

@@ -2,25 +2,25 @@
 
 The model comes from the session fixture ``trained_openvocab_model`` (stock ``nnUNetv2_train -tr
 nnUNetTrainerOpenVocab_CPUShort`` on three axial slabs of the bundled TotalSegmentator CT). Each canonical
-prompt is run over the whole preprocessed scan; its mask must overlap its own structure far better than any
+prompt is predicted on the full scan with the predictor (sliding window, as users run it); its mask must overlap its own structure far better than any
 other structure, and far better than the same prompt on an untrained network. The cases are slabs of the
 training scan itself, so this proves learning and prompt conditioning, not generalisation.
 Thresholds were set from observed runs (see the constants) with a wide margin for run-to-run noise.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
-from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+import SimpleITK as sitk
 
-from nnunetv2_openvocab.network.checkpoint_loading import read_checkpoint_state_dict
+from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import nnUNetTrainerOpenVocab
 
-MIN_OWN_DICE = 0.35  # observed 0.XX-0.XX for the weakest structure (aorta / L3), large organs > 0.8
+# Observed (2026-12-01, 2-core CPU, 500 iterations): own Dice liver 0.85, spleen 0.79, left kidney 0.69, right
+# kidney 0.63, aorta 0.73, L3 0.47; every prompt's best other structure <= 0.03; untrained 0.00. Left and right
+# kidney are separated only because their synonyms differ in the text space (data/example_prompts.json).
+MIN_OWN_DICE = 0.3
 MIN_MARGIN_OVER_OTHERS = 0.2
 MIN_MARGIN_OVER_UNTRAINED = 0.2
 
@@ -30,46 +30,31 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / denominator) if denominator else float("nan")
 
 
-def build_network(model):
-    plans = PlansManager(json.loads((model.model_folder / "plans.json").read_text()))
-    configuration = plans.get_configuration("3d_fullres")
-    labels = json.loads((model.model_folder / "dataset.json").read_text())["labels"]
-    network = nnUNetTrainerOpenVocab.build_network_architecture(plans, configuration, 1, len(labels), False)
-    return network.eval(), configuration
-
-
-def whole_scan(model, configuration):
-    preprocessed = model.folders.root / "preprocessed" / model.dataset_folder.name / configuration.data_identifier
-    dataset = infer_dataset_class(str(preprocessed))(str(preprocessed), ["example_000"])
-    data, segmentation, _, _ = dataset.load_case("example_000")
-    data, segmentation = np.asarray(data), np.asarray(segmentation)[0]
-    pad = [(0, 0)] + [(0, (-s) % 8) for s in data.shape[1:]]  # 3 poolings of 2 at 48^3 patches
-    return torch.from_numpy(np.pad(data, pad)[None]).float(), segmentation
-
-
-def prompt_masks(network, image, embeddings, shape):
-    with torch.no_grad():
-        logits = network(image, embeddings)[0]
-    return [(l > 0).numpy()[: shape[0], : shape[1], : shape[2]] for l in logits]
+def dice_table(predictor: OpenVocabPredictor, image, labels: np.ndarray) -> np.ndarray:
+    """Rows: canonical prompts; columns: structures (label values 1..L); sliding-window inference as in use."""
+    masks = predictor.predict_single_image(image, predictor.training_prompts)
+    return np.array([[dice(mask > 0, labels == value) for value in range(1, len(masks) + 1)]
+                     for mask in masks.values()])
 
 
 @pytest.fixture(scope="module")
 def dice_tables(trained_openvocab_model):
     model = trained_openvocab_model
-    trained, configuration = build_network(model)
-    weights = read_checkpoint_state_dict(model.model_folder / "fold_all" / "checkpoint_final.pth")
-    trained.load_state_dict(weights)
-    untrained, _ = build_network(model)
-    untrained.load_state_dict({k: v for k, v in weights.items() if "default_embeddings" in k or "_extra_state" in k},
-                              strict=False)
-    image, segmentation = whole_scan(model, configuration)
-    embeddings = trained.head.default_embeddings  # the canonical prompts, in label order
-    tables = {}
-    for name, network in (("trained", trained), ("untrained", untrained)):
-        masks = prompt_masks(network, image, embeddings, segmentation.shape)
-        tables[name] = np.array([[dice(mask, segmentation == value) for value in range(1, len(masks) + 1)]
-                                 for mask in masks])
-    return tables, trained.head.metadata
+    predictor = OpenVocabPredictor(tile_step_size=0.5, use_mirroring=False, device=torch.device("cpu"),
+                                   show_progress=False).initialize_from_trained_model_folder(model.model_folder)
+    image = model.dataset_folder / "imagesTr" / "example_000_0000.nii.gz"
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(model.dataset_folder / "labelsTr" / "example_000.nii.gz")))
+    tables = {"trained": dice_table(predictor, image, labels)}
+    network = predictor.model.network
+    trained_state = {k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in network.state_dict().items()}
+    torch.manual_seed(0)
+    untrained = nnUNetTrainerOpenVocab.build_network_architecture(  # same architecture, fresh initialisation
+        predictor.model.plans_manager, predictor.model.configuration_manager, 1, len(model.structures) + 1, False)
+    network.load_state_dict({**untrained.state_dict(), **{k: v for k, v in trained_state.items()
+                                                          if "default_embeddings" in k or "_extra_state" in k}})
+    tables["untrained"] = dice_table(predictor, image, labels)
+    network.load_state_dict(trained_state)
+    return tables, network.head.metadata
 
 
 def test_checkpoint_carries_what_inference_needs(dice_tables, trained_openvocab_model):

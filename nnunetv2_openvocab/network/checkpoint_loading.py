@@ -121,6 +121,9 @@ def _torch_load_weights_only(path: Path):
             ) from error
 
 
+EXTRA_STATE_SUFFIX = "_extra_state"
+
+
 def _strip_wrapper_prefixes(name: str) -> str:
     while name.startswith(WRAPPER_PREFIXES):
         name = name.split(".", 1)[1]
@@ -143,7 +146,9 @@ def read_checkpoint_state_dict(checkpoint_path: str | Path) -> dict[str, torch.T
     format_key = next((key for key in STATE_DICT_KEYS if key in content), None)
     state_dict = content if format_key is None else content[format_key]
     logger.info("Reading %s as %s", path, STATE_DICT_KEYS.get(format_key, "a bare state dict"))
-    not_tensors = [name for name, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    # `*._extra_state` is how torch stores a module's non-tensor state (our text head's prompt metadata).
+    not_tensors = [name for name, value in state_dict.items()
+                   if not isinstance(value, torch.Tensor) and not name.endswith(EXTRA_STATE_SUFFIX)]
     if not_tensors:
         raise ValueError(f"{path}: entries {not_tensors[:5]} are not tensors, so this is no state dict. Expected a "
                          f"state dict or a dict with one of the keys {sorted(STATE_DICT_KEYS)}; found keys "
@@ -163,7 +168,7 @@ def load_matching_tensors(network: nn.Module, state_dict: Mapping[str, torch.Ten
             report.skipped.append(name)
         elif name not in network_state:
             report.unexpected.append(name)
-        elif tensor.shape != network_state[name].shape:
+        elif isinstance(tensor, torch.Tensor) and tensor.shape != network_state[name].shape:
             report.mismatched.append(ShapeMismatch(name, tuple(tensor.shape), tuple(network_state[name].shape)))
         else:
             to_load[name] = tensor

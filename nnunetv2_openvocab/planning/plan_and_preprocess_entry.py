@@ -34,7 +34,7 @@ def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullr
     dataset_id = convert_dataset_name_to_id(raw_folder.name)
     extract_fingerprint_dataset(dataset_id, DatasetFingerprintExtractor, num_processes, verify_dataset_integrity,
                                 clean, verbose, show_progress_bar)
-    dataset_json = json.loads((raw_folder / "dataset.json").read_text())
+    dataset_json = json.loads((raw_folder / "dataset.json").read_text(encoding="utf-8"))
     planner = STUNetPlanner(dataset_id, size, base_width,
                             openvocab=build_openvocab_section(dataset_json, text_encoder, pretrained),
                             patch_size=patch_size, gpu_memory_target_in_gb=gpu_memory_target_in_gb,

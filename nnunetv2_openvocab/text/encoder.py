@@ -94,7 +94,7 @@ def load_sentence_transformer(spec: str, device: str | torch.device = "cpu"):
 
     folder = resolve_text_encoder(spec)
     if (folder / ALIGNED_MANIFEST).is_file():
-        folder = folder / json.loads((folder / ALIGNED_MANIFEST).read_text())["text_encoder"]
+        folder = folder / json.loads((folder / ALIGNED_MANIFEST).read_text(encoding="utf-8"))["text_encoder"]
     return SentenceTransformer(str(folder), device=str(device), local_files_only=True)
 
 

@@ -37,7 +37,7 @@ class TextProjection(nn.Module):
 
 def read_aligned_manifest(folder: str | Path) -> dict:
     path = Path(folder) / "aligned.json"
-    manifest = json.loads(path.read_text())
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     if manifest.get("format") != ALIGNED_FORMAT:
         raise ValueError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {ALIGNED_FORMAT!r}. "
                          f"Re-export the checkpoint with nnUNetv2_openvocab_pretrain export.")

@@ -32,7 +32,11 @@ class PromptSegmentationLoss(nn.Module):
     def forward(self, logits: torch.Tensor, targets: torch.Tensor, annotated: torch.Tensor) -> torch.Tensor:
         if not annotated.any():
             return logits.sum() * 0.0  # keeps the graph; nothing annotated in this batch
-        logits, targets = logits[annotated], targets[annotated].to(logits.dtype)  # (K, *S)
+        if annotated.all():  # the common fully annotated batch: views, no copies
+            logits, targets = logits.flatten(0, 1), targets.flatten(0, 1)
+        else:
+            logits, targets = logits[annotated], targets[annotated]  # (K, *S)
+        targets = targets.to(logits.dtype)
         bce = nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
         bce = bce.flatten(1).mean(1)
         dice = soft_dice_per_channel(torch.sigmoid(logits)[:, None], targets[:, None], self.smooth)[:, 0]

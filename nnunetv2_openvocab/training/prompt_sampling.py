@@ -57,4 +57,4 @@ class LabelTargets:
         lookup = self.lookup.to(segmentation.device)
         values = segmentation[:, 0].long()
         values = torch.where((values < 0) | (values >= lookup.shape[0]), 0, values)  # unknown values: no label
-        return lookup[values].movedim(-1, 1)  # (B, *S, L) -> (B, L, *S)
+        return lookup[values].movedim(-1, 1).contiguous()  # (B, *S, L) -> (B, L, *S), channels-first memory

@@ -45,7 +45,10 @@ class _Schedule:
 
     def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
         rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        return rotation, dummy_2d, initial_patch_size, None  # no mirroring: 8x faster CPU validation and prediction
+        # no mirroring in training, hence none at inference either (nnU-Net set it in the call above); also 8x
+        # faster CPU validation and prediction
+        self.inference_allowed_mirroring_axes = None
+        return rotation, dummy_2d, initial_patch_size, None
 
 
 class nnUNetTrainer_CPUSmoke(_Schedule, nnUNetTrainer):
@@ -62,7 +65,7 @@ class nnUNetTrainerOpenVocab_CPUShort(_Schedule, nnUNetTrainerOpenVocab):
     """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, and AdamW
     converges in far fewer steps than nnU-Net's SGD."""
 
-    schedule = (6, 50, 2)
+    schedule = (10, 50, 2)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
