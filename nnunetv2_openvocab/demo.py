@@ -43,7 +43,7 @@ PROGRESS_WORDS = ("Epoch ", "train_loss", "Pseudo dice", "Training done")
 
 EPILOG = """\
 example:
-  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 12
+  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 15
   # then open openvocab_demo/predictions/previews/example_000.png and openvocab_demo/metrics/summary.md
 """
 
@@ -206,7 +206,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                                                  "open-vocabulary model on CPU, predict seen and unseen prompts, "
                                                  "and evaluate them.")
     parser.add_argument("--output", default="openvocab_demo", help="demo folder (default %(default)s)")
-    parser.add_argument("--minutes", type=float, default=12.0, help="training time limit (default %(default)s)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training time limit (default %(default)s)")
     parser.add_argument("--model-folder", default=None,
                         help="reuse a model trained on the example dataset instead of training one")
     args = parser.parse_args(argv)

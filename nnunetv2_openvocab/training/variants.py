@@ -65,7 +65,7 @@ class nnUNetTrainerOpenVocab_CPUShort(_Schedule, nnUNetTrainerOpenVocab):
     """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, and AdamW
     converges in far fewer steps than nnU-Net's SGD."""
 
-    schedule = (10, 50, 2)
+    schedule = (15, 50, 2)
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
