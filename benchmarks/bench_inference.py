@@ -124,6 +124,7 @@ def run_child(kind: str, model_folder: Path, checkpoint: str, image: Path, outpu
     prompts = benchmark_prompts()
     predictor = make_predictor(model_folder, checkpoint)
     predictor.embed(prompts)  # text encoding is not what is measured
+    output.mkdir(parents=True, exist_ok=True)  # nnU-Net's predictor writes its settings there first
     start = time.perf_counter()
     if kind == "ours":
         predictor.predict_from_files(image, output, prompts)
