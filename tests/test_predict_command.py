@@ -100,7 +100,7 @@ def test_combined_map_statistics_preview_and_report(prediction):
     assert {p["prompt"]: p["status"] for p in report["prompts"]}["renal organs"] == "near"
     assert "'renal organs': NEAR" in stdout and "differ only in side" in stdout
     assert (output / "prompt_report.md").is_file() and (output / "prediction_settings.json").is_file()
-    assert not list(output.rglob(".tmp-*"))
+    assert not list(output.rglob(".*"))  # no temporary file left behind
 
 
 def test_masks_evaluate_with_the_evaluation_command(prediction, trained_openvocab_model):

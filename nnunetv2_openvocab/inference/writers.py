@@ -2,12 +2,12 @@
 
 A crash or Ctrl-C leaves either the complete file or nothing under the final name (the temporary file is
 removed on any exception, KeyboardInterrupt included). Temporary names start with a dot and end with the
-final name, so format detection by extension works and folder listings (evaluation, ``-i``) skip them.
+final name's extensions, so format detection by extension works and folder listings (evaluation, ``-i``)
+skip them.
 """
 from __future__ import annotations
 
 import json
-import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -15,18 +15,15 @@ from typing import Iterator
 import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
+from dataset_conversion.file_utils import atomic_path as shared_atomic_path
+
 
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it to ``path`` if the block succeeds, else delete it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-    try:
+    """The shared atomic rename (dataset_conversion.file_utils), with the final name's extensions kept on the
+    temporary file so that writers choosing their format by extension (SimpleITK, matplotlib) still do."""
+    with shared_atomic_path(path, suffix="".join(Path(path).suffixes)) as temporary:
         yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_segmentation(reader_writer: BaseReaderWriter, array: np.ndarray, path: Path, properties: dict) -> None:
