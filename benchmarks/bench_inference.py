@@ -67,19 +67,20 @@ def one_mm_ct(folder: Path) -> Path:
     return path
 
 
-def best_time(function, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def seconds(function) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
 
 
 def ratio_32_over_1(predictor: OpenVocabPredictor, image: Path, prompts: list, repeats: int) -> tuple:
-    one = best_time(lambda: predictor.predict_single_image(image, prompts[:1]), repeats)
-    many = best_time(lambda: predictor.predict_single_image(image, prompts), repeats)
-    return one, many
+    """Best of ``repeats`` for 1 and for all prompts, alternating, so that a drift in machine speed (shared
+    cores) affects both sides alike."""
+    one, many = [], []
+    for _ in range(repeats):
+        one.append(seconds(lambda: predictor.predict_single_image(image, prompts[:1])))
+        many.append(seconds(lambda: predictor.predict_single_image(image, prompts)))
+    return min(one), min(many)
 
 
 def sliding_window_overhead(predictor: OpenVocabPredictor, image: Path, prompts: list, output: Path) -> tuple:

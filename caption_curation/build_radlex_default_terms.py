@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from caption_curation.atomic_io import atomic_write
+from nnunetv2_openvocab.atomic_files import atomic_write
 from caption_curation.radlex_terms import DEFAULT_TERMS_PATH, clean_terms
 
 KEPT_BRANCHES = {

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display: must run on clusters
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend choice)
 
-from caption_curation.atomic_io import atomic_write  # noqa: E402
+from nnunetv2_openvocab.atomic_files import atomic_write  # noqa: E402
 
 _LABEL_CHARS = 70
 

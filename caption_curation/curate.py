@@ -18,7 +18,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from caption_curation.anatomy_tagger import default_tagger
-from caption_curation.atomic_io import atomic_write
+from nnunetv2_openvocab.atomic_files import atomic_write
 from caption_curation.caption_cache import CaptionCache
 from caption_curation.caption_plots import plot_all
 from caption_curation.caption_prompt import CaptionPrompt

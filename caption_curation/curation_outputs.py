@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Optional
 
-from caption_curation.atomic_io import atomic_write
+from nnunetv2_openvocab.atomic_files import atomic_write
 from caption_curation.captions import CuratedReport
 
 CAPTION_COLUMNS = ("volume", "caption", "matched_terms", "source_sentence")

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from dataset_conversion.file_utils import write_json_atomic
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.taxonomy import DEFAULT_TAXONOMY_PATH, DATA_DIR
 
 logger = logging.getLogger(__name__)

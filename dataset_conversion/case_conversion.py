@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
-from dataset_conversion.file_utils import copy_file_atomic, write_json_atomic
+from nnunetv2_openvocab.atomic_files import copy_file_atomic, write_json_atomic
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import ERROR, WARNING, CaseError, Problem, write_problem_report
 from dataset_conversion.volume_checks import (array_like, check_label_values, check_looks_like_ct, label_array,

@@ -27,7 +27,7 @@ import numpy as np
 from dataset_conversion.case_conversion import CHANNEL_SUFFIX, FILE_ENDING, remove_stale_temporaries
 from dataset_conversion.converter import default_num_processes
 from dataset_conversion.dataset_json import build_dataset_json, write_dataset_json
-from dataset_conversion.file_utils import link_or_copy_atomic, write_json_atomic
+from nnunetv2_openvocab.atomic_files import link_or_copy_atomic, write_json_atomic
 from dataset_conversion.label_harmonisation import (HarmonisedLabels, NameSet, annotated_sets, compatible_pairs,
                                                     harmonise, union_duplicate_labels)
 from dataset_conversion.parallel import run_parallel

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional
 
-from dataset_conversion.file_utils import write_json_atomic
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ import logging
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from dataset_conversion.file_utils import write_json_atomic
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.taxonomy import DATA_DIR, Taxonomy, load_taxonomy
 

@@ -12,7 +12,7 @@ from typing import Collection, Optional, Tuple
 import numpy as np
 import SimpleITK as sitk
 
-from dataset_conversion.file_utils import atomic_path
+from nnunetv2_openvocab.atomic_files import atomic_path
 from dataset_conversion.problems import WARNING, CaseError, Problem
 
 # CT in Hounsfield units always has air (about -1000 HU) in or around the body; MRI and CTs stored without their
@@ -96,7 +96,7 @@ def array_like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 
 def write_volume_atomic(image: sitk.Image, destination: Path) -> None:
-    with atomic_path(destination, suffix=".nii.gz") as tmp:
+    with atomic_path(destination) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
 
 

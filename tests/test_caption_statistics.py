@@ -41,7 +41,7 @@ def test_plots_are_written_as_png(tmp_path):
     assert [p.name for p in paths] == ["top_captions.png", "top_organs.png", "captions_per_report.png"]
     for path in paths:
         assert path.read_bytes()[:8] == PNG_SIGNATURE
-    assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
+    assert not list(tmp_path.glob(".*.tmp*"))  # atomic writes leave no temp files
 
 
 def test_empty_corpus_still_gives_statistics_and_plots(tmp_path):

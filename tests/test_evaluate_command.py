@@ -106,7 +106,7 @@ def test_command_writes_all_reports_with_expected_metrics(dataset, capsys):
     markdown = (out / "summary.md").read_text(encoding="utf-8")
     assert "| gallbladder | 1 | 0 | 1 | 0 | 100.00 | 100.00 | 100.00 |" in markdown
     assert (out / "mean_dsc_nsd.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert not list(out.glob(".*.tmp"))
+    assert not list(out.glob(".*.tmp*"))
 
 
 def test_prompt_set_file_evaluates_unions_of_labels(dataset):

@@ -27,7 +27,7 @@ from typing import List, Optional, Tuple
 import pandas as pd
 
 from dataset_conversion.converter import default_num_processes
-from dataset_conversion.file_utils import write_text_atomic
+from nnunetv2_openvocab.atomic_files import write_text_atomic
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import ERROR, CaseError, Problem, write_problem_report
 from dataset_conversion.volume_checks import check_looks_like_ct, read_volume

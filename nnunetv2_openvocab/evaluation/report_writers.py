@@ -20,7 +20,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from caption_curation.atomic_io import atomic_write
+from nnunetv2_openvocab.atomic_files import atomic_write
 
 CSV_COLUMNS = (
     "case", "prompt", "kind", "targets", "status", "dice", "nsd", "reference_ml", "prediction_ml",

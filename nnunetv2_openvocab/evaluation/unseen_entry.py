@@ -29,7 +29,7 @@ from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
 from nnunetv2_openvocab.inference.predict_entry import (USER_ERRORS, add_prediction_arguments, parse_folds,
                                                         run_prediction)
-from nnunetv2_openvocab.inference.writers import write_json
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
                    show_progress=show_progress)
     summary = evaluate_folder(reference_folder, output_folder / "predictions", dataset, output_folder / "metrics",
                               prompt_set=applied, tolerance_mm=tolerance_mm, num_processes=num_processes)
-    write_json({"source": source, "evaluated": applied, "left_out": left_out}, output_folder / "unseen_set.json")
+    write_json_atomic(output_folder / "unseen_set.json", {"source": source, "evaluated": applied, "left_out": left_out})
     return {**summary, "left_out": left_out, "prompt_report": [str(p) for p in run.report_files]}
 
 

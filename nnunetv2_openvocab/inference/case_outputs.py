@@ -22,7 +22,8 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
 from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
-from nnunetv2_openvocab.inference.writers import write_json, write_segmentation
+from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.inference.writers import write_segmentation
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
@@ -96,5 +97,5 @@ class CaseOutputWriter:
         self.written.append(path)
 
     def _write_json(self, payload: dict, path: Path) -> None:
-        write_json(payload, path)
+        write_json_atomic(path, payload)
         self.written.append(path)

@@ -47,7 +47,7 @@ class SeparableThresholdResampler:
         self.stencils = [_axis_stencil(int(i), int(o), order) for i, o, order in zip(in_shape, out_shape, orders)]
 
     def fill(self, logits: torch.Tensor, out: np.ndarray) -> None:
-        """Write the (*out_shape) mask of (*in_shape) ``logits`` into ``out`` (zeros, any integer or bool dtype)."""
+        """Write the (*out_shape) mask of (*in_shape) ``logits`` into ``out`` (zeros; bool or uint8)."""
         positive = torch.nonzero(logits > 0)
         if positive.numel() == 0:
             return
@@ -61,13 +61,21 @@ class SeparableThresholdResampler:
         source_start = [int(lower.min()) for lower, _, _ in axis_stencils]
         values = logits[tuple(slice(s, int(upper.max()) + 1) for s, (_, upper, _) in zip(source_start, axis_stencils))]
         values = values.float()
-        for axis, (lower, upper, weight) in enumerate(axis_stencils):
-            front = values.movedim(axis, 0).contiguous()  # gathers along the first axis copy whole planes
-            below = front.index_select(0, torch.from_numpy(lower - source_start[axis]).to(front.device))
-            above = front.index_select(0, torch.from_numpy(upper - source_start[axis]).to(front.device))
-            weight_t = torch.from_numpy(weight).to(front.device).reshape(-1, *[1] * (front.ndim - 1))
-            values = torch.lerp(below, above, weight_t).movedim(0, axis)
-        np.greater(values.cpu().numpy(), 0, out=out[tuple(out_box)], casting="unsafe")  # no temporary mask
+        # Trailing axes as whole-array gathers; the first axis, whose output is the largest, one output plane at
+        # a time thresholded straight into ``out``: no full-size float buffer, no full-size gathers.
+        for axis in range(values.ndim - 1, 0, -1):
+            lower, upper, weight = axis_stencils[axis]
+            below = values.index_select(axis, torch.from_numpy(lower - source_start[axis]).to(values.device))
+            above = values.index_select(axis, torch.from_numpy(upper - source_start[axis]).to(values.device))
+            weight_t = torch.from_numpy(weight).to(values.device).reshape(-1, *[1] * (values.ndim - 1 - axis))
+            values = torch.lerp(below, above, weight_t)
+        values = values.cpu()  # ``out`` is host memory
+        lower, upper, weight = axis_stencils[0]
+        target = torch.from_numpy(out[tuple(out_box)].view(np.bool_))
+        plane = torch.empty(values.shape[1:], dtype=values.dtype)
+        for index, (below, above, fraction) in enumerate(zip(lower - source_start[0], upper - source_start[0], weight)):
+            torch.lerp(values[below], values[above], float(fraction), out=plane)
+            torch.gt(plane, 0, out=target[index])
 
     def __call__(self, logits: torch.Tensor) -> np.ndarray:
         """(*in_shape) float logits -> (*out_shape) bool mask."""

@@ -36,7 +36,7 @@ from nnunetv2_openvocab.inference.prompt_readout import choose_readout
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
     write_prompt_report
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
-from nnunetv2_openvocab.inference.writers import write_json
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ class OpenVocabPredictor:
         output_folder = Path(output_folder)
         report = self.prompt_report(prompts_of_run, far_threshold)
         run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
-        write_json(self._settings(jobs, options), output_folder / SETTINGS_FILE)
+        write_json_atomic(output_folder / SETTINGS_FILE, self._settings(jobs, options))
         file_ending = self.model.dataset_json["file_ending"]
         for job in tqdm(jobs, desc="Cases", unit="case", disable=not self.show_progress):
             ending = job.case.output_ending(file_ending)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from nnunetv2_openvocab.inference.writers import atomic_path  # noqa: E402
+from nnunetv2_openvocab.atomic_files import atomic_path  # noqa: E402
 
 CT_WINDOW_HU = (-160.0, 240.0)  # soft-tissue window (level 40, width 400)
 WORLD_X, WORLD_Y, WORLD_Z = 0, 1, 2  # ITK world axes (LPS): +x patient left, +y posterior, +z superior

@@ -32,7 +32,7 @@ from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence,
 
 import torch
 
-from nnunetv2_openvocab.inference.writers import write_json, write_text
+from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -169,6 +169,6 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
 
 def write_prompt_report(report: PromptReport, folder: Path) -> Tuple[Path, Path]:
     json_path, markdown_path = folder / REPORT_JSON, folder / REPORT_MARKDOWN
-    write_json(report.to_dict(), json_path)
-    write_text(report.to_markdown(), markdown_path)
+    write_json_atomic(json_path, report.to_dict())
+    write_text_atomic(markdown_path, report.to_markdown())
     return json_path, markdown_path

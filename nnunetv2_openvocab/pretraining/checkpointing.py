@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from dataset_conversion.file_utils import atomic_path
+from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.pretraining.distributed import DistributedContext
 
 logger = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def restore_rng_state(states: list[dict[str, torch.Tensor]], context: Distribute
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path, suffix=".pt") as tmp:
+    with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp)
 
 

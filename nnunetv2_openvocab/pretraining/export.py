@@ -15,7 +15,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file
 
-from dataset_conversion.file_utils import write_json_atomic
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.pretraining.checkpointing import CHECKPOINT_NAME, load_checkpoint
 from nnunetv2_openvocab.pretraining.config import TrainConfig, load_config
 from nnunetv2_openvocab.pretraining.feature_cache import ENCODER_WEIGHTS, save_tensors_atomic

@@ -28,7 +28,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from dataset_conversion.file_utils import atomic_path, write_json_atomic
+from nnunetv2_openvocab.atomic_files import atomic_path, write_json_atomic
 from nnunetv2_openvocab.pretraining.image_encoder import ImageEncoderInfo
 from nnunetv2_openvocab.pretraining.manifest import volume_digest
 
@@ -50,7 +50,7 @@ def compute_cache_key(encoder_fingerprint: str, preprocessing: dict) -> str:
 
 
 def save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    with atomic_path(path, suffix=".safetensors") as tmp:
+    with atomic_path(path) as tmp:
         save_file({name: tensor.contiguous() for name, tensor in tensors.items()}, str(tmp), metadata=metadata)
 
 

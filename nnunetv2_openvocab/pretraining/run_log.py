@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dataset_conversion.file_utils import atomic_path, write_text_atomic
+from nnunetv2_openvocab.atomic_files import atomic_path, write_text_atomic
 
 TRAINING_LOG = "training_log.jsonl"
 VALIDATION_LOG = "validation.jsonl"
@@ -69,6 +69,6 @@ class RunLog:
             if axis.lines:
                 axis.legend(fontsize=8)
         figure.tight_layout()
-        with atomic_path(self.folder / LOSS_CURVE, suffix=".png") as tmp:
+        with atomic_path(self.folder / LOSS_CURVE) as tmp:
             figure.savefig(tmp, dpi=100)
         plt.close(figure)

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from dataset_conversion.file_utils import write_json_atomic
+from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.pretraining.checkpointing import (
     CHECKPOINT_NAME, gather_rng_states, load_checkpoint, restore_rng_state, save_checkpoint)
 from nnunetv2_openvocab.pretraining.config import (
