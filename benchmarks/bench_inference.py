@@ -13,6 +13,9 @@ mode with those 32 prompts as its classes (33 output channels with background).
       bare forward passes ``network(tile, 32 embeddings)`` of the same tiles, at 3 mm and 1 mm. Goal <= 1.25.
 
 Usage: python benchmarks/bench_inference.py [--model-folder DIR] [--checkpoint checkpoint_best.pth] [--repeats 3]
+       [--parts a b c]   (a subset of the three measurements). Shared cores make single runs noisy (the same run
+                          varies by up to 1.5x here), so (a) alternates 1 and 32 prompts --repeats times and prints
+                          every run, the ratio of the best runs and the median of the paired ratios.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import argparse
 import json
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,13 +78,13 @@ def seconds(function) -> float:
 
 
 def ratio_32_over_1(predictor: OpenVocabPredictor, image: Path, prompts: list, repeats: int) -> tuple:
-    """Best of ``repeats`` for 1 and for all prompts, alternating, so that a drift in machine speed (shared
-    cores) affects both sides alike."""
+    """Times of ``repeats`` runs with 1 and with all prompts, alternating, so that a drift in machine speed
+    (shared cores) affects both sides alike."""
     one, many = [], []
     for _ in range(repeats):
         one.append(seconds(lambda: predictor.predict_single_image(image, prompts[:1])))
         many.append(seconds(lambda: predictor.predict_single_image(image, prompts)))
-    return min(one), min(many)
+    return one, many
 
 
 def sliding_window_overhead(predictor: OpenVocabPredictor, image: Path, prompts: list, output: Path) -> tuple:
@@ -155,6 +159,7 @@ def main() -> None:
     parser.add_argument("--model-folder", type=Path, default=DEMO_MODEL)
     parser.add_argument("--checkpoint", default=None, help="default: checkpoint_final.pth, else checkpoint_best.pth")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--parts", nargs="+", choices=["a", "b", "c"], default=["a", "b", "c"])
     parser.add_argument("--child", choices=["ours", "stock"], help=argparse.SUPPRESS)
     parser.add_argument("--image", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
@@ -174,16 +179,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         images = {"3 mm": EXAMPLE_CT, "1 mm": one_mm_ct(folder)}
-        for name, image in images.items():
-            one, many = ratio_32_over_1(predictor, image, prompts, args.repeats)
-            print(f"(a) {name}: 1 prompt {one:.1f} s, {NUM_PROMPTS} prompts {many:.1f} s -> ratio {many / one:.3f} "
-                  f"(goal <= 1.10; {NUM_PROMPTS} single-prompt runs would take {NUM_PROMPTS * one:.0f} s)")
-        for name, image in images.items():
+        for name, image in images.items() if "a" in args.parts else ():
+            ones, manys = ratio_32_over_1(predictor, image, prompts, args.repeats)
+            one, many = min(ones), min(manys)
+            paired = statistics.median(m / o for o, m in zip(ones, manys))
+            print(f"(a) {name}: 1 prompt {one:.1f} s, {NUM_PROMPTS} prompts {many:.1f} s (best of {args.repeats}) -> "
+                  f"ratio {many / one:.3f}; median of the {args.repeats} paired ratios {paired:.3f} (goal <= 1.10; "
+                  f"{NUM_PROMPTS} single-prompt runs would take {NUM_PROMPTS * one:.0f} s); all runs: 1 prompt "
+                  f"{', '.join(f'{t:.1f}' for t in ones)}, {NUM_PROMPTS} prompts {', '.join(f'{t:.1f}' for t in manys)}")
+        for name, image in images.items() if "c" in args.parts else ():
             for count in (1, NUM_PROMPTS):
                 ours, forward, tiles = sliding_window_overhead(predictor, image, prompts[:count],
                                                                folder / f"masks_{name[0]}_{count}")
                 print(f"(c) {name}, {count} prompt(s): sliding window + export {ours:.1f} s / bare forward of {tiles} "
                       f"tiles {forward:.1f} s -> ratio {ours / forward:.3f} (goal <= 1.25)")
+        if "b" not in args.parts:
+            return
         peaks = {kind: child_peak(kind, args.model_folder, checkpoint, images["1 mm"], folder / kind)
                  for kind in ("ours", "stock")}
         print(f"(b) 1 mm, {NUM_PROMPTS} prompts/classes: peak RSS ours {peaks['ours']['peak_rss_mb']:.0f} MB "
