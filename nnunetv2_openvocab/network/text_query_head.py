@@ -81,8 +81,8 @@ def apply_queries(features: torch.Tensor, queries: torch.Tensor, biases: torch.T
     """features (B, C, *S), queries (B, P, C), biases (B, P) -> logits (B, P, *S)."""
     batch, channels = features.shape[:2]
     spatial = features.shape[2:]
-    logits = torch.bmm(queries, features.reshape(batch, channels, -1))  # (B, P, prod(S))
-    logits = logits + biases.unsqueeze(-1)
+    # the bias enters the matrix product: no second pass over the (B, P, prod(S)) logits
+    logits = torch.baddbmm(biases.unsqueeze(-1), queries, features.reshape(batch, channels, -1))
     return logits.reshape(batch, queries.shape[1], *spatial)
 
 
