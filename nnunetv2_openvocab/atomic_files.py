@@ -47,8 +47,8 @@ def atomic_write(destination: PathLike, binary: bool = False) -> Iterator[IO]:
 
 
 def write_text_atomic(destination: PathLike, text: str) -> None:
-    with atomic_path(destination) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+    with atomic_write(destination) as handle:
+        handle.write(text)
 
 
 def write_json_atomic(destination: PathLike, obj) -> None:

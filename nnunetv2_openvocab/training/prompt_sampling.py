@@ -56,9 +56,8 @@ class LabelTargets:
         # one comparison per label writes its map in place: ~5x faster at ~100 labels than a lookup table
         # indexed by value, whose (B, *S, L) result needs a transposing copy to channels-first
         for channel, label_values in enumerate(self.label_values):
-            if len(label_values) == 1:
-                torch.eq(values, label_values[0], out=targets[:, channel])
-            else:
-                torch.isin(values, torch.tensor(label_values, dtype=values.dtype, device=values.device),
-                           out=targets[:, channel])
+            target = targets[:, channel]
+            torch.eq(values, label_values[0], out=target)
+            for value in label_values[1:]:  # region labels: unions
+                target |= values == value
         return targets
