@@ -22,7 +22,7 @@ from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder
 from nnunetv2_openvocab.pretraining.pretrain_entry import main
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder, module_fingerprint
-from nnunetv2_openvocab.text.projection import read_aligned_manifest
+from nnunetv2_openvocab.aligned_checkpoint import read_aligned_checkpoint
 from test_pretraining_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_pretraining_support import (
     TINY_DIMS, TINY_STRIDES, synthetic_caption_records, write_ct_slabs, write_manifest, write_tiny_nnunet_model)
@@ -48,7 +48,7 @@ def inputs(tmp_path_factory) -> dict:
 
 def _stunet_encoder_from(aligned: Path) -> tuple[STUNet, dict]:
     """A fresh STUNet with the exported encoder loaded, and the image_encoder block of aligned.json."""
-    record = read_aligned_manifest(aligned)["image_encoder"]
+    record = read_aligned_checkpoint(aligned).manifest["image_encoder"]
     network = STUNet(record["input_channels"], 5, **record["arch_kwargs"])
     report = load_encoder_weights(network, read_checkpoint_state_dict(aligned / record["weights"]))
     assert not report.missing and not report.mismatched and len(report.matched) > 0
@@ -128,7 +128,7 @@ def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_pat
                 "-device", "cpu")
     trained = read_checkpoint_state_dict(folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres"
                                          / "fold_all" / "checkpoint_final.pth")
-    record = read_aligned_manifest(aligned)["image_encoder"]
+    record = read_aligned_checkpoint(aligned).manifest["image_encoder"]
     encoder = read_checkpoint_state_dict(aligned / record["weights"])
     encoder_names = [name for name in encoder if name.startswith("conv_blocks_context.")]
     assert encoder_names

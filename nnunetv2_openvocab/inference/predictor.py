@@ -75,9 +75,8 @@ class OpenVocabPredictor:
                                              checkpoint_name: str = DEFAULT_CHECKPOINT) -> "OpenVocabPredictor":
         self._model = load_trained_model(model_folder, use_folds, checkpoint_name)
         self._model.network.to(self.device)
-        metadata = self._model.metadata
-        self._cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"],
-                                           self.embedding_cache_root)
+        spec = self._model.spec
+        self._cache = PromptEmbeddingCache(spec.text_encoder, spec.text_encoder_fingerprint, self.embedding_cache_root)
         self._embeddings = {}
         return self
 
@@ -105,8 +104,8 @@ class OpenVocabPredictor:
         return torch.stack([self._embeddings[p] for p in prompts])
 
     def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
-        metadata = self.model.metadata
-        return build_prompt_report(prompts, metadata["text_prompts"], self.embed, metadata["text_encoder"],
+        spec = self.model.spec
+        return build_prompt_report(prompts, spec.text_prompts, self.embed, spec.text_encoder,
                                    far_threshold=far_threshold)
 
     # ---- one image ---------------------------------------------------------------------------------------------
@@ -237,7 +236,7 @@ class OpenVocabPredictor:
         return {"model_folder": str(model.folder), "trainer": model.trainer_name, "folds": list(model.folds),
                 "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
                 "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
-                "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
+                "device": str(self.device), "text_encoder": model.spec.text_encoder,
                 "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
                           for job in jobs}}

@@ -14,7 +14,7 @@ from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor impo
 from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
 from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
 
-from nnunetv2_openvocab.planning.openvocab_section import aligned_image_encoder_arch, build_openvocab_section
+from nnunetv2_openvocab.planning.openvocab_section import aligned_image_encoder_arch, plan_openvocab_spec
 from nnunetv2_openvocab.planning.stunet_planner import PAPER_TARGET_SPACING, STUNetPlanner
 from nnunetv2_openvocab.prompts.check_dataset_entry import raw_dataset_folder
 from nnunetv2_openvocab.prompts.validation import require_valid_dataset
@@ -36,7 +36,7 @@ def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullr
                                 clean, verbose, show_progress_bar)
     dataset_json = json.loads((raw_folder / "dataset.json").read_text(encoding="utf-8"))
     planner = STUNetPlanner(dataset_id, size, base_width,
-                            openvocab=build_openvocab_section(dataset_json, text_encoder, pretrained),
+                            openvocab=plan_openvocab_spec(dataset_json, text_encoder, pretrained),
                             patch_size=patch_size, gpu_memory_target_in_gb=gpu_memory_target_in_gb,
                             plans_name=plans_name,
                             overwrite_target_spacing=list(PAPER_TARGET_SPACING) if isotropic_1p5mm else None)

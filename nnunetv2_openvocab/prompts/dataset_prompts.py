@@ -15,8 +15,9 @@ kidney), a list of ints: the structure is the union of those voxel values.
 """
 from __future__ import annotations
 
+import copy
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 TEXT_PROMPTS_KEY = "text_prompts"
@@ -54,6 +55,12 @@ class DatasetPrompts:
             for case, names in dataset_json.get(ANNOTATED_LABELS_KEY, {}).items()
         }
 
+    def canonical_only(self) -> "DatasetPrompts":
+        """The same labels and annotations, each label prompted by its canonical prompt alone."""
+        narrowed = copy.copy(self)
+        narrowed.labels = [replace(label, prompts=label.prompts[:1]) for label in self.labels]
+        return narrowed
+
     @property
     def label_names(self) -> List[str]:
         return [label.name for label in self.labels]
@@ -61,6 +68,10 @@ class DatasetPrompts:
     @property
     def canonical_prompts(self) -> List[str]:
         return [label.canonical_prompt for label in self.labels]
+
+    @property
+    def prompts_by_label(self) -> Dict[str, Tuple[str, ...]]:
+        return {label.name: label.prompts for label in self.labels}
 
     @property
     def all_prompts(self) -> List[str]:
