@@ -19,7 +19,6 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_TAXONOMY_PATH = DATA_DIR / "taxonomy.json"
-LATERALITIES = ("left", "right", "none")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 
 from nnunetv2_openvocab.demo import DemoError, demo_prompt_set, run_demo, run_logged
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 
 def test_demo_prompts_are_the_training_prompts_plus_unseen_ones():

@@ -18,7 +18,7 @@ from nnunetv2_openvocab.evaluation.evaluate_entry import main
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.evaluation.surface_distance import normalized_surface_distance
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))

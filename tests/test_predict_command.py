@@ -13,7 +13,7 @@ from matplotlib.image import imread
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.predict_entry import main
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "renal organs", "left kidney", "spleen"]
 FAST = ["-f", "all", "--disable_tta", "-device", "cpu", "-step_size", "1", "--disable_progress_bar"]

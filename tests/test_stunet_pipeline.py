@@ -90,7 +90,7 @@ def test_cross_attention_model_predicts_through_m_with_its_connector(planned, tm
     from conftest import NnUNetFolders
     from nnunetv2_openvocab.inference.model_loading import load_trained_model
     from nnunetv2_openvocab.network.text_query_head import CrossAttentionConnector
-    from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+    from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
     from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
 
     folders, dataset = planned

@@ -36,7 +36,8 @@ from nnunetv2_openvocab.evaluation.report_writers import write_reports
 from nnunetv2_openvocab.evaluation.summary import (
     EVALUATED, MISSING_PREDICTION, NOT_ANNOTATED, summarise, with_detection_calls,
 )
-from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name, prompt_file_name
+from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.inference.writers import write_segmentation
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
 

@@ -33,6 +33,7 @@ from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence,
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -148,14 +149,14 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
     """``embed``: prompts -> (N, E) embeddings of the model's text encoder (e.g. a PromptEmbeddingCache)."""
     distant_threshold = max(distant_threshold, far_threshold)
     training = [(label, text) for label, texts in text_prompts.items() for text in texts]
-    seen = {text.strip().lower() for _, text in training}
+    seen = {prompt_identity(text) for _, text in training}
     query = torch.nn.functional.normalize(embed(list(prompts)).float(), dim=-1)
     keys = torch.nn.functional.normalize(embed([text for _, text in training]).float(), dim=-1)
     assessments = []
     for prompt, similarities in zip(prompts, query @ keys.T):
         ranked = _nearest_labels(similarities, training)
         best = ranked[0].cosine
-        if prompt.strip().lower() in seen:
+        if prompt_identity(prompt) in seen:
             status, warnings = "seen", []
         else:
             status = "near" if best >= distant_threshold else "distant" if best >= far_threshold else "far"

@@ -2,8 +2,8 @@
 
 Layout: ``<root>/<encoder fingerprint[:24]>/<sha256(prompt)[:32]>.npy``, each a float32 array of shape
 (embedding_dim,). The folder is keyed by the encoder's weight fingerprint, so a different (or fine-tuned)
-model never reads another model's entries; the file name is keyed by the exact prompt string (no
-normalisation: "Liver" and "liver" are different entries). Files are written to a temp name and renamed,
+model never reads another model's entries; the file name is keyed by the prompt as ``clean_prompt`` gives
+it (surrounding whitespace dropped, case kept: "Liver" and "liver" are different entries). Files are written to a temp name and renamed,
 so concurrent writers and crashes never leave a partial entry. The encoder itself is loaded only when a
 prompt is missing, and must then have the expected fingerprint.
 """
@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from nnunetv2_openvocab.prompts.prompt_text import clean_prompt
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
 
 CACHE_ENV = "nnUNet_openvocab_cache"
@@ -62,7 +63,7 @@ class PromptEmbeddingCache:
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """(N,) prompts -> (N, embedding_dim) float32; encodes only the prompts not cached yet."""
-        prompts = list(prompts)
+        prompts = [clean_prompt(prompt) for prompt in prompts]
         vectors: list = [None] * len(prompts)
         missing = []
         for i, prompt in enumerate(prompts):
