@@ -8,7 +8,8 @@ from typing import List, Optional, Sequence
 
 from dataset_conversion.convert_entry import nnunet_raw_folder
 from dataset_conversion.dataset_json import dataset_folder
-from dataset_conversion.merge import DUPLICATE_RULE, find_dataset_folder, merge_datasets
+from dataset_conversion.merge import DUPLICATE_RULE, merge_datasets
+from dataset_conversion.merge_sources import find_dataset_folder
 
 
 def merge_by_ids(dataset_ids: Sequence[int], new_id: int, name: str = "Merged", num_processes: Optional[int] = None,
