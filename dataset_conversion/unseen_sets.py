@@ -14,7 +14,8 @@ prompts are left out and named in the description.
 
 Sets come from two sources: the hand-picked specs of data/unseen_prompt_specs.json (the paper's Tables VI and VII)
 and :func:`taxonomy_unseen_set`, which lists every group and held-out synonym the taxonomy can resolve.
-Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``.
+Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``. ``example.json`` (the demo
+dataset's labels) is written by hand. ``load_unseen_set`` is the one loader of every shipped set.
 """
 from __future__ import annotations
 

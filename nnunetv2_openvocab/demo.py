@@ -7,7 +7,7 @@ Steps (each one is skipped when its result exists, so an interrupted demo resume
   3. training with the real ``nnUNetv2_train`` and ``nnUNetTrainerOpenVocab_CPUShort``, stopped at ``--minutes``
      (the best checkpoint so far is then used);
   4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
-     (``data/unseen_prompts_example.json``): masks, combined label map, statistics, previews, prompt report;
+     (``dataset_conversion/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
   5. evaluation: Dice and NSD per prompt (``evaluate_folder``), as a markdown table.
 The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
 not how it generalises to other patients.
@@ -27,9 +27,9 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from dataset_conversion.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
-from nnunetv2_openvocab.evaluation.unseen_entry import EXAMPLE_SET
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.inference.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.predict_entry import run_prediction
@@ -157,7 +157,7 @@ def demo_prompt_set(dataset_json: dict) -> dict:
     """Training prompts (one per label) plus the unseen example set, with the labels each one targets."""
     seen = [{"prompt": dataset_json["text_prompts"][label][0], "targets": [label], "kind": "seen"}
             for label in dataset_json["text_prompts"]]
-    unseen = json.loads(EXAMPLE_SET.read_text(encoding="utf-8"))["prompts"]
+    unseen = load_unseen_set("example")["prompts"]
     return {"name": "demo", "description": "training prompts (seen) and prompts never used in training",
             "prompts": seen + unseen}
 

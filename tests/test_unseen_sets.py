@@ -73,3 +73,23 @@ def test_taxonomy_set_for_another_dataset():
 def test_unknown_set_names_the_available_ones():
     with pytest.raises(FileNotFoundError, match="totalsegmentator_merged"):
         load_unseen_set("nope")
+
+
+@pytest.mark.parametrize("trainer_name", ["nnUNetTrainerOpenVocab", "nnUNetTrainerOpenVocabCanonicalPrompts"])
+def test_unseen_sets_stay_disjoint_from_the_training_prompts(trainer_name):
+    """Synonym sampling (the base trainer) and canonical prompts (the paper's mode) both train on prompts
+    that no shipped unseen set contains; the sets are built from the same taxonomy as converted datasets."""
+    from nnunetv2_openvocab import training
+    from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
+    from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+
+    taxonomy = load_taxonomy()
+    dataset_json = {"labels": {"background": 0, **{name: i + 1 for i, name in enumerate(TOTALSEG_LABELS)}},
+                    "text_prompts": {name: taxonomy.prompts_for(name) for name in TOTALSEG_LABELS}}
+    trained = getattr(training, trainer_name).training_prompts(None, DatasetPrompts(dataset_json))
+    if trainer_name.endswith("CanonicalPrompts"):
+        assert trained.all_prompts == [taxonomy.prompts_for(name)[0] for name in TOTALSEG_LABELS]
+    trained_identities = {prompt_identity(p) for p in trained.all_prompts}
+    for name in ("totalsegmentator_merged", "totalsegmentator_synonyms", "totalsegmentator_taxonomy"):
+        unseen = {prompt_identity(e["prompt"]) for e in load_unseen_set(name)["prompts"]}
+        assert unseen and not unseen & trained_identities, name

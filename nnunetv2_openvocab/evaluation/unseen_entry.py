@@ -2,9 +2,9 @@
 
 A set (the prompt-set format of ``prompt_sets``) lists prompts never used in training, each targeting a
 union of training labels: ``{"name", "description", "prompts": [{"prompt", "targets", "kind"}]}``. Shipped
-sets are addressed by name: ``example`` (the demo dataset's labels, nnunetv2_openvocab/data) and the
-TotalSegmentator sets of dataset_conversion/data/unseen_prompts (``totalsegmentator_merged``,
-``totalsegmentator_synonyms``, ``totalsegmentator_taxonomy``); any other value is a JSON file path.
+sets live in dataset_conversion/data/unseen_prompts and are addressed by name (``dataset_conversion.unseen_sets``):
+``example`` (the demo dataset's labels), ``totalsegmentator_merged``, ``totalsegmentator_synonyms``,
+``totalsegmentator_taxonomy``; any other value is a JSON file path.
 Entries whose targets are not all labels of the evaluated dataset are left out and listed.
 
 Output folder: ``predictions/`` (masks, prompt report), ``metrics/`` (evaluate_folder's CSV, JSON, markdown,
@@ -22,6 +22,7 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from nnunetv2.configuration import default_num_processes
 
+from dataset_conversion.unseen_sets import UNSEEN_DIR, load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
@@ -32,9 +33,6 @@ from nnunetv2_openvocab.inference.predict_entry import (USER_ERRORS, add_predict
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 
 logger = logging.getLogger(__name__)
-
-EXAMPLE_SET = Path(__file__).resolve().parents[1] / "data" / "unseen_prompts_example.json"
-BUILTIN_SETS = {"example": EXAMPLE_SET}
 
 EPILOG = """\
 example (the demo model; references are nnU-Net label maps <case>.nii.gz):
@@ -47,18 +45,13 @@ set file: {"name": "merged", "description": "...",
 
 
 def load_unseen_prompt_set(name_or_path: Union[str, Path]) -> Tuple[dict, str]:
-    """(set content, where it came from): a shipped set by name, else a JSON file."""
+    """(set content, the file it came from): a JSON file, else a shipped set by name."""
     path = Path(name_or_path)
-    if not path.is_file() and str(name_or_path) in BUILTIN_SETS:
-        path = BUILTIN_SETS[str(name_or_path)]
-    elif not path.is_file():
-        from dataset_conversion.unseen_sets import load_unseen_set
-
+    if not path.is_file():
         try:
-            return load_unseen_set(str(name_or_path)), f"shipped set {name_or_path}"
+            return load_unseen_set(str(name_or_path)), str(UNSEEN_DIR / f"{name_or_path}.json")
         except FileNotFoundError as error:
-            raise FileNotFoundError(f"--set {name_or_path!r} is neither a file nor a shipped set ({error}; also "
-                                    f"{sorted(BUILTIN_SETS)}).") from None
+            raise FileNotFoundError(f"--set {name_or_path!r} is neither a file nor a shipped set ({error})") from None
     try:
         return json.loads(path.read_text(encoding="utf-8")), str(path)
     except json.JSONDecodeError as error:
