@@ -134,3 +134,36 @@ def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_pat
     assert encoder_names
     for name in encoder_names:
         assert torch.equal(trained[name], encoder[name]), f"frozen encoder weight {name} changed or was not loaded"
+
+
+def test_every_openvocab_trainer_loads_the_plans_checkpoint_or_refuses(inputs, tmp_path):
+    """The base trainer starts from openvocab.pretrained_checkpoint too (unfrozen); a missing one stops training."""
+    import subprocess
+
+    from conftest import make_nnunet_folders
+    from nnunetv2_openvocab.example_dataset import build_example_dataset
+
+    aligned = inputs["folder"] / "aligned"
+    if not (aligned / "aligned.json").is_file():
+        pytest.skip("needs the export of test_cache_train_export_and_load")
+    folders = make_nnunet_folders(tmp_path)
+    dataset = build_example_dataset(folders.raw, 994, structures=("liver",), case_slabs=((20, 60), (50, 90)))
+    folders.run("nnUNetv2_openvocab_plan_and_preprocess", "-d", "994", "--pretrained", str(aligned),
+                "--patch-size", "32", "64", "64", "-overwrite_plans_name", "nnUNetPlans_Aligned", "-np", "2",
+                "--no_pbar")
+    trainer = "nnUNetTrainerOpenVocab_CPUSmoke"
+    folders.run("nnUNetv2_train", "994", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Aligned",
+                "-device", "cpu")
+    fold = folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres" / "fold_all"
+    log = "".join(p.read_text(encoding="utf-8") for p in fold.glob("training_log_*.txt"))
+    assert f"Loaded {aligned / 'image_encoder.safetensors'}: " in log
+
+    preprocessed = folders.root / "preprocessed" / dataset.name
+    plans = json.loads((preprocessed / "nnUNetPlans_Aligned.json").read_text(encoding="utf-8"))
+    plans["plans_name"] = "nnUNetPlans_Gone"
+    plans["openvocab"]["pretrained_checkpoint"] = str(tmp_path / "gone.pth")
+    (preprocessed / "nnUNetPlans_Gone.json").write_text(json.dumps(plans), encoding="utf-8")
+    result = subprocess.run(["nnUNetv2_train", "994", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Gone",
+                             "-device", "cpu"], env=folders.env, capture_output=True, encoding="utf-8", timeout=600)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "openvocab.pretrained_checkpoint" in result.stderr and "gone.pth" in result.stderr

@@ -27,6 +27,10 @@ from nnunetv2_openvocab.training.pretrained_backbone import load_pretrained_back
 from nnunetv2_openvocab.training.prompt_sampling import LabelTargets, PromptSampler
 
 
+class TrainingRefused(SystemExit):
+    """Ends nnUNetv2_train with one line naming the problem and the fix, instead of training a wrong model."""
+
+
 class nnUNetTrainerOpenVocab(nnUNetTrainer):
     connector: Optional[str] = None  # None: the plans' connector; a variant names one
     connector_kwargs: dict = {}
@@ -65,9 +69,13 @@ class nnUNetTrainerOpenVocab(nnUNetTrainer):
         head.default_embeddings.copy_(self.prompt_embeddings[self.prompt_sampler.canonical_indices()])
         head.metadata = self.spec.to_checkpoint()
         if self.spec.pretrained_checkpoint:
-            # the plans name pretrained weights: train from them (or stop here if they cannot be loaded)
-            self.print_to_log_file(load_pretrained_backbone(self._bare_network(),
-                                                            self.spec.pretrained_checkpoint).summary())
+            # the plans name pretrained weights: train from them, or not at all
+            try:
+                report = load_pretrained_backbone(self._bare_network(), self.spec.pretrained_checkpoint)
+            except (OSError, ValueError, RuntimeError) as error:
+                raise TrainingRefused(f"Plans {self.plans_manager.plans_name!r}, openvocab.pretrained_checkpoint "
+                                      f"{self.spec.pretrained_checkpoint}: {error}") from None
+            self.print_to_log_file(report.summary())
 
     def _bare_network(self) -> OpenVocabSTUNet:
         network = self.network.module if self.is_ddp else self.network

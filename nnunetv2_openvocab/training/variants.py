@@ -11,11 +11,7 @@ from __future__ import annotations
 import torch
 
 from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
-from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import nnUNetTrainerOpenVocab
-
-
-class MissingPretrainedEncoderError(SystemExit):
-    """Exits nnUNetv2_train with one line instead of locking a randomly initialised encoder."""
+from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import TrainingRefused, nnUNetTrainerOpenVocab
 
 
 class nnUNetTrainerOpenVocabFrozenEncoder(nnUNetTrainerOpenVocab):
@@ -40,7 +36,7 @@ class nnUNetTrainerOpenVocabFrozenEncoder(nnUNetTrainerOpenVocab):
             self.initialize()
         sample = self._random_encoder_sample
         if sample is not None and torch.equal(self._encoder_sample(), sample):
-            raise MissingPretrainedEncoderError(
+            raise TrainingRefused(
                 f"{type(self).__name__} locks the image encoder, but no pretrained weights were given: plans "
                 f"{self.plans_manager.plans_name!r} have no openvocab.pretrained_checkpoint and no "
                 f"-pretrained_weights was passed. Fix: re-plan with nnUNetv2_openvocab_plan_and_preprocess "
