@@ -16,9 +16,8 @@ from scipy import stats
 from nnunetv2_openvocab.evaluation import compare_entry, evaluate_entry
 from nnunetv2_openvocab.evaluation.table2_categories import load_category_maps, detect_category_map
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, read_shared_label_map
 
-LABEL_MAP = SHARED_DATA / "totalsegmentator" / "example_seg.nii.gz"
 # TotalSegmentator v2 "total" ids of two structures per Table II category
 TOTALSEG_IDS = {"liver": 5, "spleen": 1, "vertebrae_L1": 31, "vertebrae_T12": 32, "aorta": 52,
                 "inferior_vena_cava": 63, "autochthon_left": 86, "autochthon_right": 87, "rib_left_10": 101,
@@ -29,12 +28,7 @@ CASES = [f"case_{shift}" for shift in range(1, 5)]
 
 @pytest.fixture(scope="module")
 def evaluations(tmp_path_factory):
-    if not LABEL_MAP.is_file():
-        pytest.skip(f"{LABEL_MAP} not available (set OPENVOCAB_SHARED_DATA)")
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-    io = SimpleITKIO()
-    totalseg, properties = io.read_seg(str(LABEL_MAP))
-    totalseg = totalseg[0]
+    io, totalseg, properties = read_shared_label_map("totalsegmentator", "example_seg.nii.gz")
     root = tmp_path_factory.mktemp("compare")
     for folder in ("labels", "pred_a", "pred_b"):
         (root / folder).mkdir()
