@@ -33,7 +33,7 @@ from dataset_conversion.label_harmonisation import (HarmonisedLabels, NameSet, a
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import ERROR, WARNING, CaseError, Problem, write_problem_report
 from dataset_conversion.region_labels import LabelValues, normalise
-from dataset_conversion.taxonomy import Taxonomy, load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 from dataset_conversion.volume_checks import array_like, label_array, read_volume, scan_fingerprint, write_volume_atomic
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, TEXT_PROMPTS_KEY
 

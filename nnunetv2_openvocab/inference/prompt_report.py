@@ -25,34 +25,20 @@ Exact training prompts get no laterality warning: the model was trained on that 
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
+from nnunetv2_openvocab.prompts.laterality import OPPOSITE, side_free_key, sides
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
 LATERALITY_MARGIN = 0.10
 TOP_LABELS = 3
-SIDE_WORDS = {"left": "right", "right": "left"}
 REPORT_JSON, REPORT_MARKDOWN = "prompt_report.json", "prompt_report.md"
-
-
-def _tokens(text: str) -> List[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def sides(text: str) -> FrozenSet[str]:
-    return frozenset(t for t in _tokens(text) if t in SIDE_WORDS)
-
-
-def side_free_key(text: str) -> Tuple[str, ...]:
-    """Tokens without side words: 'kidney_left' and 'kidney_right' share the key ('kidney',)."""
-    return tuple(t for t in _tokens(text) if t not in SIDE_WORDS)
 
 
 @dataclass
@@ -116,7 +102,7 @@ def _side_twin(label: str, all_labels: Sequence[str]) -> Optional[str]:
     key, label_sides = side_free_key(label), sides(label)
     if len(label_sides) != 1:
         return None
-    wanted = frozenset({SIDE_WORDS[next(iter(label_sides))]})
+    wanted = frozenset({OPPOSITE[next(iter(label_sides))]})
     return next((other for other in all_labels if side_free_key(other) == key and sides(other) == wanted), None)
 
 
