@@ -5,7 +5,7 @@ Output folder layout (``<slug>`` from ``prompt_file_name``)::
     <case>_<slug><ending>          binary uint8 mask per prompt, in the input's geometry (always)
     combined/<case><ending>        label map, value k = k-th prompt (``--combined``)
     combined/<case>.json           its legend with the overlap accounting (combined_map)
-    statistics/<case>.json         volume in ml and mean HU per prompt (``--statistics``)
+    statistics/<case>.json         volume in ml, mean HU and presence per prompt (``--statistics``)
     previews/<case>.png            axial and coronal overlays (``--preview``)
 
 Sub-folders keep the extra files from colliding with a prompt's mask name.
@@ -20,6 +20,7 @@ import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import write_json_atomic
@@ -69,7 +70,7 @@ class CaseOutputWriter:
         self.statistics: Dict[str, Dict] = {}
         self.written: List[Path] = []
 
-    def add(self, prompt_index: int, mask: np.ndarray) -> None:
+    def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None) -> None:
         prompt = self.prompts[prompt_index]
         self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
         if self.options.needs_label_map:
@@ -77,6 +78,8 @@ class CaseOutputWriter:
             self.label_map.add(prompt_index, mask)
         if self.options.statistics:
             self.statistics[prompt] = mask_statistics(mask, self.image, self.properties["spacing"])
+            if presence is not None:
+                self.statistics[prompt].update(presence.to_dict())
 
     def finish(self) -> List[Path]:
         if self.options.combined:
