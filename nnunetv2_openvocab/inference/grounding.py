@@ -19,7 +19,9 @@ Routes:
   * ``text``: anything else -> the prompt's own text query.
 Modes (``--grounding``): ``auto`` (the above), ``text`` (always the text query, as the paper's model does),
 ``taxonomy`` (a prompt that does not resolve to training labels is refused).
-A prompt that names one side is never answered with a label of the other side.
+A prompt that names one side is never answered with a label of the other side, and a sided label's mask
+cedes the voxels where its twin of the other side scores higher (``twin_queries``: left and right kidney
+exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the two ceded masks).
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
-from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, without_side
+from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 GROUNDING_MODES = ("auto", "text", "taxonomy")
@@ -73,6 +75,8 @@ class PromptGrounder:
         self.taxonomy = taxonomy or load_taxonomy()
         self.embed, self.match_threshold = embed, match_threshold
         self.canonical = {label: text_prompts[label][0] for label in label_names}
+        self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
+                             if (twin := side_twin(label, label_names)) is not None}
         self.training_prompt_labels = {normalise(text): label for label in label_names for text in text_prompts[label]}
         self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
         self.exact_structures: Dict[str, str] = {}

@@ -84,6 +84,17 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable_progress_bar", action="store_true")
 
 
+def add_grounding_arguments(parser: argparse.ArgumentParser) -> None:
+    """--grounding and its threshold, shared with nnUNetv2_openvocab_eval_unseen."""
+    parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
+                        help="auto: a prompt the taxonomy resolves is answered with its training labels (a union of "
+                             "their masks for merged structures), others with their text; text: always the text "
+                             "query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
+    parser.add_argument("--grounding-threshold", type=float, default=MATCH_THRESHOLD,
+                        help="cosine above which the nearest taxonomy entry grounds a prompt (default %(default)s, "
+                             "calibrated for MiniLM)")
+
+
 def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
     if (args.m is None) == (args.d is None):
         parser.error("give the model either as -m MODEL_FOLDER or as -d DATASET (with -tr, -p, -c)")
@@ -119,13 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--far-threshold", type=float, default=FAR_THRESHOLD,
                         help="cosine below which the prompt report flags a prompt as far from training "
                              "(default %(default)s, calibrated for MiniLM)")
-    parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
-                        help="auto: a prompt the taxonomy resolves is answered with its training labels (a union of "
-                             "their masks for merged structures), others with their text; text: always the text "
-                             "query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
-    parser.add_argument("--grounding-threshold", type=float, default=MATCH_THRESHOLD,
-                        help="cosine above which the nearest taxonomy entry grounds a prompt (default %(default)s, "
-                             "calibrated for MiniLM)")
+    add_grounding_arguments(parser)
     parser.add_argument("--embeddings", default=None, metavar="BANK_NPZ",
                         help="prompt embedding bank from nnUNetv2_openvocab_embed: no text encoder is loaded")
     parser.add_argument("--continue_prediction", "--c", action="store_true",

@@ -88,6 +88,7 @@ class OpenVocabPredictor:
         self._bank: Optional[EmbeddingBank] = None
         self._embeddings: Dict[str, torch.Tensor] = {}
         self._groundings: Dict[str, Grounding] = {}
+        self._twin_queries: Dict[str, str] = {}
 
     # ---- model and prompts -------------------------------------------------------------------------------------
     def initialize_from_trained_model_folder(self, model_folder: Union[str, Path],
@@ -100,7 +101,7 @@ class OpenVocabPredictor:
                                            self.embedding_cache_root)
         # the canonical prompts' embeddings as trained: no text encoder needed for them
         self._embeddings = dict(zip(self._model.canonical_prompts, self._model.network.head.default_embeddings.cpu()))
-        self._groundings = {}
+        self._groundings, self._twin_queries = {}, {}
         return self
 
     def use_embedding_bank(self, path: Union[str, Path]) -> "OpenVocabPredictor":
@@ -144,6 +145,7 @@ class OpenVocabPredictor:
             grounder = PromptGrounder(metadata["label_names"], metadata["text_prompts"], self.embed,
                                       match_threshold=self.grounding_threshold)
             self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
+            self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
         return [self._groundings[p] for p in prompts]
 
     def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
@@ -197,7 +199,9 @@ class OpenVocabPredictor:
         sliding-window pass; a query's mask is computed once and kept only until the last prompt using it."""
         model = self.model
         groundings = self.ground(prompts)
-        queries = list(dict.fromkeys(q for g in groundings for q in g.queries))
+        answered = list(dict.fromkeys(q for g in groundings for q in g.queries))
+        twins = {q: self._twin_queries[q] for q in answered if q in self._twin_queries}  # empty under text grounding
+        queries = list(dict.fromkeys([*answered, *twins.values()]))
         readout = choose_readout(model.network, self.embed(queries).to(self.device), len(model.folds))
         volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
         del preprocessed  # free it before the per-prompt exports
@@ -210,6 +214,8 @@ class OpenVocabPredictor:
             for query in grounding.queries:
                 if query not in computed:
                     logits = readout.prompt_logits(volume, query_index[query])
+                    if query in twins:  # cede voxels where the other side's twin scores higher
+                        logits = torch.minimum(logits, logits - readout.prompt_logits(volume, query_index[twins[query]]))
                     computed[query] = geometry.mask(logits), LogitSummary.of(logits)
             parts = [computed[q] for q in grounding.queries]
             mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _ in parts]).astype(np.uint8)

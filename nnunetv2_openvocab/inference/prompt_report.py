@@ -39,7 +39,7 @@ import torch
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
 from nnunetv2_openvocab.inference.grounding import Grounding, normalise
 from nnunetv2_openvocab.inference.presence import PRESENT_CONFIDENCE, Presence
-from nnunetv2_openvocab.prompts.laterality import OPPOSITE, side_free_key, sides
+from nnunetv2_openvocab.prompts.laterality import side_twin, sides
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -98,6 +98,12 @@ class PromptReport:
                     lines.append(f"| {case} | {prompt} | {p.status} | {p.voxels} | {p.max_probability:.3f} | {mean} |")
         return "\n".join(lines) + "\n"
 
+    def routes(self) -> Dict[str, str]:
+        """{prompt: 'union of kidney_left + kidney_right'} (how grounding answered each prompt), for tables."""
+        return {a.prompt: (a.grounding.route if a.grounding.route == "text"
+                           else f"{a.grounding.route}: {' + '.join(a.grounding.labels)}")
+                for a in self.prompts if a.grounding is not None}
+
     def to_text(self) -> str:
         lines = [f"Prompt report (text encoder {self.text_encoder}; far < {self.far_threshold:.2f} <= distant < "
                  f"{self.distant_threshold:.2f} <= near):"]
@@ -120,19 +126,11 @@ def _nearest_labels(similarities: torch.Tensor, training: Sequence[Tuple[str, st
     return sorted(best.values(), key=lambda n: -n.cosine)
 
 
-def _side_twin(label: str, all_labels: Sequence[str]) -> Optional[str]:
-    key, label_sides = side_free_key(label), sides(label)
-    if len(label_sides) != 1:
-        return None
-    wanted = frozenset({OPPOSITE[next(iter(label_sides))]})
-    return next((other for other in all_labels if side_free_key(other) == key and sides(other) == wanted), None)
-
-
 def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: float) -> List[str]:
     labels = [n.label for n in ranked]
     prompt_sides = sides(prompt)
     if not prompt_sides:
-        if len(ranked) >= 2 and _side_twin(ranked[0].label, labels) == ranked[1].label:
+        if len(ranked) >= 2 and side_twin(ranked[0].label, labels) == ranked[1].label:
             return [f"Its nearest training prompts '{ranked[0].training_prompt}' ({ranked[0].cosine:.2f}) and "
                     f"'{ranked[1].training_prompt}' ({ranked[1].cosine:.2f}) differ only in side: the mask may "
                     f"cover one side, the other, or both. Name the side, or check the mask."]
@@ -140,7 +138,7 @@ def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: flo
     if len(prompt_sides) > 1:
         return []  # 'left and right ...' names both sides on purpose
     same_side = next((n for n in ranked if sides(n.label) == prompt_sides), None)
-    twin_label = _side_twin(same_side.label, labels) if same_side else None
+    twin_label = side_twin(same_side.label, labels) if same_side else None
     twin = next((n for n in ranked if n.label == twin_label), None)
     if same_side and twin and twin.cosine >= same_side.cosine - margin:
         return [f"The text encoder barely separates sides here: '{same_side.training_prompt}' {same_side.cosine:.2f} "

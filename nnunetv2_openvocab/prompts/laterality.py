@@ -8,7 +8,7 @@ is never answered with the other side's labels).
 from __future__ import annotations
 
 import re
-from typing import FrozenSet, List, Optional, Tuple
+from typing import FrozenSet, Iterable, List, Optional, Tuple
 
 SIDES = ("left", "right")
 OPPOSITE = {"left": "right", "right": "left"}
@@ -33,6 +33,16 @@ def side_of(text: str) -> Optional[str]:
 def side_free_key(text: str) -> Tuple[str, ...]:
     """Words without side words: 'kidney_left', 'kidney_right' and 'Left kidney' -> ('kidney',)."""
     return tuple(w for w in words(text) if w not in OPPOSITE)
+
+
+def side_twin(name: str, candidates: Iterable[str]) -> Optional[str]:
+    """The candidate that differs from ``name`` only in side: side_twin('kidney_left', labels) -> 'kidney_right'."""
+    side = side_of(name)
+    if side is None:
+        return None
+    key = side_free_key(name)
+    return next((other for other in candidates if side_of(other) == OPPOSITE[side] and side_free_key(other) == key),
+                None)
 
 
 def without_side(text: str) -> str:
