@@ -34,7 +34,8 @@ from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 
 
 def make_predictor(model_folder: Path, checkpoint: str, grounding: str) -> OpenVocabPredictor:
-    return OpenVocabPredictor(0.5, use_mirroring=False, device=torch.device("cpu"), show_progress=False,
+    # tile step 1.0 (no overlap): the same for both sides, and affordable on a shared 2-core machine
+    return OpenVocabPredictor(1.0, use_mirroring=False, device=torch.device("cpu"), show_progress=False,
                               grounding=grounding).initialize_from_trained_model_folder(model_folder, ("all",),
                                                                                          checkpoint)
 

@@ -43,7 +43,7 @@ def held_out_groundings(grounder: PromptGrounder, entries: Sequence[Tuple[str, f
             if normalise(text) == normalise(prompt):
                 row[j] = -2.0
         text, structure, cosine = grounder.nearest_entry(prompt, row)
-        grounding = grounder._structure(prompt, structure, "")
+        grounding = grounder.ground_structure(prompt, structure, "")
         out.append((prompt, cosine, frozenset(grounding.labels) or None, targets, text))
     return out
 

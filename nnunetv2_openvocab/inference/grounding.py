@@ -26,7 +26,7 @@ exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
@@ -61,9 +61,6 @@ class Grounding:
     queries: Tuple[str, ...]     # texts whose query masks are united: canonical prompts, or the prompt itself
     structure: Optional[str]     # the taxonomy structure it resolved to, if any
     reason: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class PromptGrounder:
@@ -116,7 +113,7 @@ class PromptGrounder:
             return self._labels(prompt, None, [label], f"training prompt of label {label}")
         if key in self.exact_structures:
             structure = self.exact_structures[key]
-            return self._structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
+            return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
         return None
 
     def _conjunction(self, prompt: str) -> Optional[Grounding]:
@@ -139,7 +136,7 @@ class PromptGrounder:
                 out.append(self._text(prompt, None, f"no taxonomy entry within cosine {self.match_threshold:.2f} "
                                                     f"(nearest '{text}' of {structure}, {cosine:.2f})"))
             else:
-                out.append(self._structure(prompt, structure, f"nearest taxonomy entry '{text}' of {structure} "
+                out.append(self.ground_structure(prompt, structure, f"nearest taxonomy entry '{text}' of {structure} "
                                                               f"(cosine {cosine:.2f} >= {self.match_threshold:.2f})"))
         return out
 
@@ -158,7 +155,8 @@ class PromptGrounder:
         best = max(allowed, key=lambda j: float(similarities[j]))
         return (*self.entries[best], float(similarities[best]))
 
-    def _structure(self, prompt: str, structure: str, why: str) -> Grounding:
+    def ground_structure(self, prompt: str, structure: str, why: str) -> Grounding:
+        """The structure's training labels (label or union route), else the text route; ``why`` explains the match."""
         labels = [self.label_of_structure[s] for s in
                   self.taxonomy.resolve_to_labels(structure, self.label_of_structure)]
         if not labels:
