@@ -1,4 +1,4 @@
-"""``nnUNetv2_openvocab_embed``: export a prompt embedding bank (text_embedding_bank) for a model, so that
+"""``nnUNetv2_openvocab_embed``: export a prompt embedding bank (text/embedding_bank.py) for a model, so that
 prediction with ``--embeddings`` runs where no text-model files are present.
 
 The bank holds the requested prompts plus everything a prediction of them may embed besides: the model's

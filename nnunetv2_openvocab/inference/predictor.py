@@ -105,7 +105,7 @@ class OpenVocabPredictor:
         return self
 
     def use_embedding_bank(self, path: Union[str, Path]) -> "OpenVocabPredictor":
-        """Take every embedding not stored in the checkpoint from a bank (text_embedding_bank): the text encoder is
+        """Take every embedding not stored in the checkpoint from a bank (text/embedding_bank.py): the text encoder is
         then never loaded. Refuses a bank made with another encoder."""
         bank = load_embedding_bank(path)
         metadata = self.model.metadata
