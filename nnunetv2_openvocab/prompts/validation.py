@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, BACKGROUND, TEXT_PROMPTS_KEY
+from nnunetv2_openvocab.user_errors import UserError
 
 REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
 
@@ -28,7 +29,7 @@ class DatasetProblem:
         return f"{self.file} [{self.field}]: {self.problem} Fix: {self.fix}"
 
 
-class DatasetValidationError(ValueError):
+class DatasetValidationError(UserError, ValueError):
     def __init__(self, problems: List[DatasetProblem]):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
