@@ -84,7 +84,9 @@ def torch_load_weights_only(path: str | Path, map_location="cpu"):
             f"{path} was refused: it pickles {', '.join(refused)}, beyond tensors and plain numpy values, and "
             f"unpickling those could run arbitrary code. Ask whoever made it for the weights as a .safetensors "
             f"file or a plain state dict of tensors (torch.save(model.state_dict(), ...)).") from None
-    except (RuntimeError, EOFError) as error:
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # the unpickler fails on damaged bytes in many ways (EOFError, IndexError, ...)
         raise _corrupt(path, error) from None
 
 

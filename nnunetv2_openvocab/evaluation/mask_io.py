@@ -42,6 +42,17 @@ def _check_complete(path: Path) -> None:
             raise _unreadable(path, f"{path.stat().st_size} bytes, header needs {expected}")
 
 
+def count_nonfinite_voxels(path: Path) -> int:
+    """NaN/Inf voxels of a float NIfTI file, read with nibabel: ITK's NIfTI reader silently turns NaN into 0.
+    Integer files cannot hold NaN and other formats keep it through ITK, so both give 0 here."""
+    if not path.name.endswith((".nii", ".nii.gz")):
+        return 0
+    image = nibabel.load(path)
+    if image.get_data_dtype().kind != "f":
+        return 0
+    return int(np.count_nonzero(~np.isfinite(np.asanyarray(image.dataobj))))
+
+
 def read_image(path: Path) -> Tuple[np.ndarray, dict]:
     """(X, Y, Z) array and nnU-Net properties of one 3D image."""
     _check_complete(path)
@@ -54,7 +65,7 @@ def read_image(path: Path) -> Tuple[np.ndarray, dict]:
     if len(properties["sitk_stuff"]["spacing"]) != 3:
         raise ValueError(f"{path} is a {len(properties['sitk_stuff']['spacing'])}D image; expected a 3D mask or label "
                          f"map in the geometry of the CT it belongs to.")
-    if not np.isfinite(image.min()) or not np.isfinite(image.max()):
+    if count_nonfinite_voxels(path) or not np.isfinite(image.min()) or not np.isfinite(image.max()):
         raise ValueError(f"{path} has NaN or Inf voxels; masks and label maps hold integer values. Write it again "
                          f"as an integer image.")
     return image[0], properties

@@ -25,6 +25,7 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_openvocab.evaluation.mask_io import _check_complete as check_file_complete
+from nnunetv2_openvocab.evaluation.mask_io import count_nonfinite_voxels
 from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -110,6 +111,10 @@ def _check_image_file(path: Path) -> None:
     if reader.GetDimension() != 3:
         raise InputImageError(f"{path} is {reader.GetDimension()}D with size {reader.GetSize()}; expected one 3D "
                               f"volume per file. Split a 4D (multi-phase or time) image into 3D files, one per phase.")
+    nonfinite = count_nonfinite_voxels(path)
+    if nonfinite:
+        raise InputImageError(f"{path} has {nonfinite} NaN or Inf voxels. Replace them (e.g. with the air value "
+                              f"-1024 HU) and predict again.")
     if reader.GetNumberOfComponents() != 1:
         raise InputImageError(f"{path} has {reader.GetNumberOfComponents()} components per voxel (e.g. RGB); expected "
                               f"a scalar image. Store each channel as its own file (case_0000, case_0001, ...).")
