@@ -62,7 +62,9 @@ def temporary_name_fits(name: str) -> bool:
 def _temporary_pattern(destination: Path) -> re.Pattern:
     ending = extension(destination.name)
     stem = destination.name[: len(destination.name) - len(ending)]
-    return re.compile(rf"\.{re.escape(stem)}\.[a-z0-9_]{{{_RANDOM_LENGTH}}}\.tmp{re.escape(ending)}")
+    # '.<name>.' prefixes: the temporary names of earlier versions, e.g. '.manifest.jsonl.ab12cd34.tmp.jsonl'
+    prefixes = "|".join(map(re.escape, (stem, destination.name)))
+    return re.compile(rf"\.(?:{prefixes})\.[a-z0-9_]{{{_RANDOM_LENGTH}}}\.tmp{re.escape(ending)}")
 
 
 def remove_stale_temporaries(destination: Path) -> None:

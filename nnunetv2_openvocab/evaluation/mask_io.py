@@ -13,6 +13,8 @@ import nibabel
 import numpy as np
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
+from nnunetv2_openvocab.atomic_files import check_nifti
+
 _GEOMETRY_TOLERANCE = 1e-4
 
 
@@ -33,13 +35,9 @@ def _check_complete(path: Path) -> None:
             raise _unreadable(path, str(error)) from None
     elif path.name.endswith(".nii"):
         try:
-            header = nibabel.load(path).header
-        except Exception as error:  # nibabel raises several types for a broken header
+            check_nifti(path)
+        except ValueError as error:
             raise _unreadable(path, str(error)) from None
-        data_bytes = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-        expected = int(header.get_data_offset()) + data_bytes
-        if path.stat().st_size < expected:
-            raise _unreadable(path, f"{path.stat().st_size} bytes, header needs {expected}")
 
 
 def count_nonfinite_voxels(path: Path) -> int:
