@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from nnunetv2_openvocab.prompts.check_dataset_entry import main as check_dataset_main
-from nnunetv2_openvocab.prompts.validation import validate_dataset, validate_dataset_json
+from nnunetv2_openvocab.prompts.validation import validate_dataset
 
 VALID = {
     "channel_names": {"0": "CT"},

@@ -3,7 +3,6 @@ file-size limit or the stock nnUNetv2_train is needed), with the model trained i
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import subprocess
