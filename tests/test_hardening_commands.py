@@ -88,10 +88,11 @@ def test_rejected_api_key_exits_non_zero(tmp_path, small_radlex, capsys, monkeyp
     (["nnUNetv2_openvocab_convert", "totalsegmentator", "-i", "nope", "-d", "291"], "Native folder nope does not exist"),
     (["nnUNetv2_openvocab_pretrain", "train", "--manifest", "nope.jsonl", "--out", "run"], "Manifest nope.jsonl"),
     (["nnUNetv2_openvocab_curate_captions", "--reports", "nope.csv", "--out", "out"], "nope.csv does not exist"),
+    (["nnUNetv2_openvocab_check_dataset", "-d", "999"], "No dataset '999' in nnUNet_raw"),
 ])
 def test_missing_input_is_one_line(tmp_path, command, words):
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, encoding="utf-8", timeout=300,
-                            env={**os.environ, "nnUNet_raw": str(tmp_path / "raw")})
+                            env={**os.environ, "nnUNet_raw": str(tmp_path)})
     assert result.returncode == 1 and words in one_line_error(result.stderr, command[0])
 
 
