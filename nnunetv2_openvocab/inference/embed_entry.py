@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
 from nnunetv2_openvocab.inference.grounding import taxonomy_entries
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, load_trained_model
-from nnunetv2_openvocab.inference.predict_entry import USER_ERRORS, parse_folds
+from nnunetv2_openvocab.inference.predict_entry import parse_folds
 from nnunetv2_openvocab.inference.prompt_jobs import PromptError, validate_prompts
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_bank import save_embedding_bank
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 examples:
@@ -73,11 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     source.add_argument("--prompts-file", help="text file, one prompt per line (or a predict jobs .json)")
     parser.add_argument("-o", required=True, help="output bank, e.g. bank.npz")
     args = parser.parse_args(argv)
-    try:
+    with exit_on_user_error(parser.prog):
         prompts = validate_prompts(args.prompts if args.prompts is not None else read_prompts_file(args.prompts_file),
                                    "--prompts" if args.prompts is not None else args.prompts_file)
         path = export_bank(args.m, prompts, args.o, args.chk, parse_folds(args.f))
-    except USER_ERRORS as error:
-        sys.exit(f"nnUNetv2_openvocab_embed: error: {error}")
     print(f"Wrote {path}: {len(prompts)} requested prompt(s) plus the model's training prompts and the taxonomy's "
           f"prompts.")

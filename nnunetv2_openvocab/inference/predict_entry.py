@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -12,18 +11,11 @@ import torch
 
 from nnunetv2_openvocab.inference.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.grounding import GROUNDING_MODES, MATCH_THRESHOLD
-from nnunetv2_openvocab.inference.input_images import InputImageError
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
-from nnunetv2_openvocab.inference.prompt_jobs import PromptError
 from nnunetv2_openvocab.inference.presence import presence_summary
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
-from nnunetv2_openvocab.text.embedding_cache import TextEncoderMismatchError
-from nnunetv2_openvocab.text.encoder import TextEncoderNotFoundError
-
-# errors caused by what the user passed: reported in one line, without a traceback
-USER_ERRORS = (ModelFolderError, InputImageError, PromptError, TextEncoderNotFoundError, TextEncoderMismatchError,
-               FileNotFoundError, ValueError)
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 examples:
@@ -145,17 +137,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if (args.i is None) == (args.prompts_file is None):
         parser.error("give the images either with -i or with --prompts-file")
-    try:
+    with exit_on_user_error(parser.prog, traceback=args.verbose):
         run = run_prediction(model_folder_from_args(args, parser), args.o, args.i, args.prompts, args.prompts_file,
                              parse_folds(args.f), args.chk, args.step_size, not args.disable_tta,
                              torch.device(args.device), OutputOptions(args.combined, args.statistics, args.preview),
                              args.continue_prediction, args.far_threshold, not args.disable_progress_bar,
                              grounding=args.grounding, grounding_threshold=args.grounding_threshold,
                              embedding_bank=args.embeddings)
-    except USER_ERRORS as error:
-        if args.verbose:
-            raise
-        sys.exit(f"nnUNetv2_openvocab_predict: error: {error}")
     print(run.report.to_text())
     print(presence_summary(run.report.presence))
     print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"
