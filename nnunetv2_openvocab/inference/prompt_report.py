@@ -172,7 +172,9 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
         ranked = _nearest_labels(similarities[prompt], training)
         best = ranked[0].cosine
         status = "near" if best >= distant_threshold else "distant" if best >= far_threshold else "far"
-        warnings = laterality_warnings(prompt, ranked, laterality_margin)
+        # laterality warnings concern the text query; a grounded prompt is answered by its labels' queries
+        grounded = grounding is not None and grounding.route != "text"
+        warnings = [] if grounded else laterality_warnings(prompt, ranked, laterality_margin)
         if status == "far":
             warnings.insert(0, f"Far from every training prompt (best cosine {best:.2f} < {far_threshold:.2f}): "
                                f"the output is an extrapolation.")
