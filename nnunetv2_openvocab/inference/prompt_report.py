@@ -21,7 +21,8 @@ the left side' vs 'kidney on the right side' 0.99), so the report warns when
   (a) the prompt names no side and its two nearest labels differ only in side (kidney_left / kidney_right), or
   (b) the prompt names a side and the opposite-side twin of its nearest same-side label scores within
       ``laterality_margin`` (0.10) of it.
-Exact training prompts get no laterality warning: the model was trained on that very text, and need no text
+Exact training prompts and grounded prompts (answered by their labels' queries) get no laterality warning; the
+former were trained on that very text and need no text
 encoder: their nearest label is their own.
 
 Each prompt also shows its grounding (route ``label``/``union``/``text``, the labels used and why; see
