@@ -29,8 +29,8 @@ from dataset_conversion.merge_cases import STATE_DIR, MergeJob, extra_classes, m
 from dataset_conversion.merge_sources import SourceDataset, load_source, plan_merged_cases, scan_fingerprints
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import Problem, write_problem_report
-from dataset_conversion.taxonomy import Taxonomy, load_taxonomy
 from nnunetv2_openvocab.prompts.dataset_prompts import TEXT_PROMPTS_KEY
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def merge_datasets(source_folders: Sequence[Tuple[int, Path]], output_folder: Pa
                          {m["identifier"]: [Problem.from_json(p) for p in m["problems"]] for m in markers},
                          len(cases), extra={"duplicate_rule": DUPLICATE_RULE, "duplicates": duplicate_groups})
     if not done:
-        raise RuntimeError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
+        raise ValueError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
     names = list(harmonised.labels)
     partial_cases = {m["identifier"]: m["annotated"] for m in done if set(m["annotated"]) != set(names)}
     dataset_json = build_dataset_json(

@@ -1,4 +1,5 @@
-"""Refuse truncated image files before ITK reads them: ITK silently zero-fills what is missing.
+"""Refuse image files that ITK would read wrongly without a word: truncated files (ITK zero-fills what is
+missing) and NaN/Inf voxels of float NIfTI files (ITK reads NaN as 0).
 
 Used by prediction (input images) and evaluation (reference and predicted masks).
 """
@@ -11,6 +12,8 @@ from pathlib import Path
 import nibabel
 import numpy as np
 
+from nnunetv2_openvocab.atomic_files import check_nifti
+
 
 def unreadable(path: Path, reason: str) -> ValueError:
     return ValueError(f"Cannot read {path} as an image ({reason}). The file may be truncated or corrupt: write it "
@@ -18,8 +21,7 @@ def unreadable(path: Path, reason: str) -> ValueError:
 
 
 def check_complete(path: Path) -> None:
-    """ITK silently zero-fills truncated NIfTI files, so check them first: a .gz stream must reach its end
-    marker, and a .nii must be as long as its header says."""
+    """A .gz stream must reach its end marker, and a .nii must be as long as its header says."""
     if path.name.endswith(".gz"):
         try:
             with gzip.open(path, "rb") as stream:
@@ -29,10 +31,17 @@ def check_complete(path: Path) -> None:
             raise unreadable(path, str(error)) from None
     elif path.name.endswith(".nii"):
         try:
-            header = nibabel.load(path).header
-        except Exception as error:  # nibabel raises several types for a broken header
+            check_nifti(path)
+        except ValueError as error:
             raise unreadable(path, str(error)) from None
-        data_bytes = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-        expected = int(header.get_data_offset()) + data_bytes
-        if path.stat().st_size < expected:
-            raise unreadable(path, f"{path.stat().st_size} bytes, header needs {expected}")
+
+
+def count_nonfinite_voxels(path: Path) -> int:
+    """NaN/Inf voxels of a float NIfTI file, read with nibabel: ITK's NIfTI reader silently turns NaN into 0.
+    Integer files cannot hold NaN and other formats keep it through ITK, so both give 0 here."""
+    if not path.name.endswith((".nii", ".nii.gz")):
+        return 0
+    image = nibabel.load(path)
+    if image.get_data_dtype().kind != "f":
+        return 0
+    return int(np.count_nonzero(~np.isfinite(np.asanyarray(image.dataobj))))

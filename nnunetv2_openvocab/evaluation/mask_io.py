@@ -1,6 +1,7 @@
 """Read reference label maps and prediction masks with nnU-Net's SimpleITKIO, refusing what would give
-silently wrong metrics: truncated files (ITK zero-fills them), multi-channel images, geometry mismatches
-and predictions that are label maps rather than binary masks. Errors name the file and the fix."""
+silently wrong metrics: truncated files (ITK zero-fills them), 2D or multi-channel images, NaN or Inf voxels,
+geometry mismatches and predictions that are label maps rather than binary masks. Errors name the file and
+the fix."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Tuple
 import numpy as np
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-from nnunetv2_openvocab.image_integrity import check_complete, unreadable
+from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels, unreadable
 
 _GEOMETRY_TOLERANCE = 1e-4
 
@@ -23,6 +24,12 @@ def read_image(path: Path) -> Tuple[np.ndarray, dict]:
         raise unreadable(path, str(error).strip().splitlines()[-1]) from None
     if image.shape[0] != 1:
         raise ValueError(f"{path} has {image.shape[0]} channels; expected a single 3D mask or label map.")
+    if len(properties["sitk_stuff"]["spacing"]) != 3:
+        raise ValueError(f"{path} is a {len(properties['sitk_stuff']['spacing'])}D image; expected a 3D mask or label "
+                         f"map in the geometry of the CT it belongs to.")
+    if count_nonfinite_voxels(path) or not np.isfinite(image.min()) or not np.isfinite(image.max()):
+        raise ValueError(f"{path} has NaN or Inf voxels; masks and label maps hold integer values. Write it again "
+                         f"as an integer image.")
     return image[0], properties
 
 

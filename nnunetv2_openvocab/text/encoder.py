@@ -23,6 +23,7 @@ import torch
 from nnunetv2_openvocab.aligned_checkpoint import (AlignedCheckpoint, is_aligned_checkpoint,
                                                    read_aligned_checkpoint)
 from nnunetv2_openvocab.text.projection import TextProjection, load_projection
+from nnunetv2_openvocab.user_errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ OFFLINE_MINILM = "minilm"
 TEXT_MODELS_ENV = "nnUNet_openvocab_text_models"
 
 
-class TextEncoderNotFoundError(FileNotFoundError):
+class TextEncoderNotFoundError(UserError, FileNotFoundError):
     """Raised with the list of places searched and how to provide the model."""
 
 

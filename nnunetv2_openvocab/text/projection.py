@@ -26,8 +26,8 @@ class TextProjection(nn.Module):
 
 
 def load_projection(checkpoint: AlignedCheckpoint) -> TextProjection:
-    from safetensors.torch import load_file
+    from nnunetv2_openvocab.safe_loading import read_safetensors
 
     projection = TextProjection(**checkpoint.projection_dims)
-    projection.load_state_dict(load_file(str(checkpoint.projection_weights)))
+    projection.load_state_dict(read_safetensors(checkpoint.projection_weights))
     return projection
