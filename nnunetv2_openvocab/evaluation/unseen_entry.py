@@ -4,7 +4,8 @@ A set (the prompt-set format of ``prompt_sets``) lists prompts never used in tra
 union of training labels: ``{"name", "description", "prompts": [{"prompt", "targets", "kind"}]}``. Shipped
 sets are addressed by name: ``example`` (the demo dataset's labels, nnunetv2_openvocab/data) and the
 TotalSegmentator sets of dataset_conversion/data/unseen_prompts (``totalsegmentator_merged``,
-``totalsegmentator_synonyms``, ``totalsegmentator_taxonomy``); any other value is a JSON file path.
+``totalsegmentator_synonyms``, ``totalsegmentator_taxonomy`` on v2 labels; ``totalsegmentator_v1_merged``,
+``totalsegmentator_v1_synonyms`` on v1's 104 classes, the paper's protocol); any other value is a JSON file path.
 Entries whose targets are not all labels of the evaluated dataset are left out and listed.
 
 Output folder: ``predictions/`` (masks, prompt report), ``metrics/`` (evaluate_folder's CSV, JSON, markdown,
