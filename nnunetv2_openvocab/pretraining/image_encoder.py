@@ -20,6 +20,7 @@ from nnunetv2_openvocab.network.checkpoint_loading import load_encoder_weights, 
 from nnunetv2_openvocab.network.stunet import STUNet
 from nnunetv2_openvocab.text.encoder import module_fingerprint
 
+RANDOM_INITIALISATION = "random initialisation"
 CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
 
 
@@ -87,10 +88,10 @@ def resolve_nnunet_model(encoder_checkpoint: str | Path, plans: Optional[str | P
 
 
 def _build_stunet(network_class_name: str, arch_kwargs: dict, kw_requires_import, input_channels: int,
-                  source: str) -> STUNet:
+                  source: str, initialise: bool = False) -> STUNet:
     # the decoder is built too (nnU-Net builds whole networks) but only the encoder stages are kept
     network = get_network_from_plans(network_class_name, arch_kwargs, kw_requires_import, input_channels,
-                                     output_channels=1, allow_init=False, deep_supervision=False)
+                                     output_channels=1, allow_init=initialise, deep_supervision=False)
     if not isinstance(network, STUNet):
         raise ValueError(f"{source}: the network is {network_class_name}, but pretraining needs a STUNet "
                          f"(nnunetv2_openvocab.network.stunet.STUNet) encoder. Use a STUNet-trained model.")
@@ -105,23 +106,39 @@ def _load_all_encoder_weights(network: STUNet, state_dict: Mapping[str, torch.Te
                          f"belong to the checkpoint.")
 
 
-def load_image_encoder_from_nnunet(checkpoint: Path, plans_file: Path, configuration: str
-                                   ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+def _image_encoder_from_plans(plans_file: Path, configuration: str, checkpoint: Optional[Path], seed: int = 0
+                              ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    """The plans' STUNet encoder with the checkpoint's weights, or nnU-Net's initialisation seeded by `seed`."""
     configuration_manager = PlansManager(str(plans_file)).get_configuration(configuration)
     input_channels = len(configuration_manager.normalization_schemes)
+    if checkpoint is None:
+        torch.manual_seed(seed)  # the same random encoder on every process and after a resume
     network = _build_stunet(configuration_manager.network_arch_class_name,
                             configuration_manager.network_arch_init_kwargs,
                             configuration_manager.network_arch_init_kwargs_req_import, input_channels,
-                            source=f"{plans_file} (configuration {configuration})")
-    _load_all_encoder_weights(network, read_checkpoint_state_dict(checkpoint), str(checkpoint))
+                            source=f"{plans_file} (configuration {configuration})", initialise=checkpoint is None)
+    if checkpoint is not None:
+        _load_all_encoder_weights(network, read_checkpoint_state_dict(checkpoint), str(checkpoint))
     encoder = PooledImageEncoder(network)
     info = ImageEncoderInfo(
         network_class_name=configuration_manager.network_arch_class_name,
         arch_kwargs=dict(configuration_manager.network_arch_init_kwargs),
         input_channels=input_channels, embedding_dim=encoder.embedding_dim,
-        fingerprint=module_fingerprint(encoder), checkpoint=str(checkpoint), plans=str(plans_file),
-        configuration=configuration)
+        fingerprint=module_fingerprint(encoder),
+        checkpoint=str(checkpoint) if checkpoint is not None else f"{RANDOM_INITIALISATION} (seed {seed})",
+        plans=str(plans_file), configuration=configuration)
     return encoder, info
+
+
+def load_image_encoder_from_nnunet(checkpoint: Path, plans_file: Path, configuration: str
+                                   ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    return _image_encoder_from_plans(plans_file, configuration, checkpoint)
+
+
+def random_image_encoder(plans_file: Path, configuration: str, seed: int
+                         ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    """The plans' STUNet encoder, randomly initialised as nnU-Net initialises it (Table VIII rows 2 to 4)."""
+    return _image_encoder_from_plans(plans_file, configuration, None, seed)
 
 
 def build_image_encoder(info: ImageEncoderInfo, state_dict: Mapping[str, torch.Tensor], source: str

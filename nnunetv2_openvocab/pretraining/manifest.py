@@ -6,10 +6,12 @@ relative to the manifest's folder; captions may be empty.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -57,6 +59,23 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     if not entries:
         raise ValueError(f"Manifest {path} has no entries.")
     return entries
+
+
+# "Findings: ...\nImpression: ..." as the CT-RATE converter writes reports; the section ends at the next header
+FINDINGS_SECTION = re.compile(r"(?:^|\n)\s*findings:[ \t]*(.*?)(?=\n\s*impression:|\Z)", re.IGNORECASE | re.DOTALL)
+
+
+def findings_section(report: str) -> str:
+    """The text of the report's "Findings:" section; the whole report when it has none (or it is empty)."""
+    match = FINDINGS_SECTION.search(report)
+    return match.group(1).strip() if match and match.group(1).strip() else report
+
+
+def with_report_section(entries: Sequence[ManifestEntry], section: str) -> list[ManifestEntry]:
+    """Entries whose report is the given section ("full": unchanged, "findings": findings_section)."""
+    if section == "full":
+        return list(entries)
+    return [dataclasses.replace(entry, report=findings_section(entry.report)) for entry in entries]
 
 
 def volume_digest(volume: str) -> str:
