@@ -1,4 +1,4 @@
-"""Table VIII rows that pretrain a randomly initialised image encoder, each run as its README command sequence.
+"""Table VIII rows 2-4 (pretraining a randomly initialised image encoder), each run as its README command sequence.
 
 plan (tiny STU-Net) -> nnUNetv2_openvocab_pretrain train --random-image-encoder --unlock-image-encoder -> export ->
 plan --pretrained -> stock nnUNetv2_train with nnUNetTrainerOpenVocab (2 iterations), on the real example CT.
@@ -38,18 +38,28 @@ def planned(tmp_path_factory):
     dataset = build_example_dataset(folders.raw, DATASET_ID, structures=STRUCTURES, case_slabs=((20, 60), (50, 90)))
     folders.run("nnUNetv2_openvocab_plan_and_preprocess", "-d", str(DATASET_ID), "--stunet", "S", "--width", "8",
                 "--text-encoder", "minilm", "--patch-size", "32", "64", "64", "-np", "2", "--no_pbar")
+    labels = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["labels"]
     records = []
     for index, image in enumerate(sorted((dataset / "imagesTr").glob("*_0000.nii.gz"))):
-        label = dataset / "labelsTr" / image.name.replace("_0000.nii.gz", ".nii.gz")
-        records.append({"volume": str(image), "label": str(label),
+        label_map = str(dataset / "labelsTr" / image.name.replace("_0000.nii.gz", ".nii.gz"))
+        records.append({"volume": str(image),
                         "report": f"Findings: slab {index}. The liver and the spleen are normal in size.",
-                        "captions": ["The liver is normal in size.", "The spleen is unremarkable."]})
+                        "captions": ["The liver is normal in size.", "The spleen is unremarkable."],
+                        "regions": [{"mask": label_map, "label": labels["liver"], "caption": "The liver is normal."},
+                                    {"mask": label_map, "label": labels["spleen"],
+                                     "caption": "The spleen is unremarkable."}]})
     return folders, dataset, records
 
 
-def write_manifest(path: Path, records) -> Path:
-    path.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+def write_manifest(path: Path, records, with_regions: bool = False) -> Path:
+    kept = ("volume", "report", "captions", "regions") if with_regions else ("volume", "report", "captions")
+    path.write_text("".join(json.dumps({key: record[key] for key in kept}) + "\n" for record in records),
+                    encoding="utf-8")
     return path
+
+
+def training_log(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "training_log.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def pretrain_export_finetune(folders, dataset, manifest: Path, row: str, *pretrain_flags: str) -> Path:
@@ -84,16 +94,14 @@ def assert_finetuned_from_pretrained_encoder(model_folder: Path, aligned: Path, 
 
 def test_row_2_clip_loss_from_a_random_encoder_then_mlp_finetuning(planned):
     folders, dataset, records = planned
-    manifest = write_manifest(folders.root / "row2_manifest.jsonl", [{k: r[k] for k in ("volume", "report", "captions")}
-                                                                     for r in records])
+    manifest = write_manifest(folders.root / "row2_manifest.jsonl", records)
     model = pretrain_export_finetune(folders, dataset, manifest, "row2", "--loss", "clip")
     assert_finetuned_from_pretrained_encoder(model, folders.root / "row2_aligned", folders.root / "row2_run")
 
 
 def test_row_3_mgcl_from_a_random_encoder_then_mlp_finetuning(planned):
     folders, dataset, records = planned
-    manifest = write_manifest(folders.root / "row3_manifest.jsonl", [{k: r[k] for k in ("volume", "report", "captions")}
-                                                                     for r in records])
+    manifest = write_manifest(folders.root / "row3_manifest.jsonl", records)
     model = pretrain_export_finetune(folders, dataset, manifest, "row3", "--loss", "mgcl", "--num-captions", "2")
     assert_finetuned_from_pretrained_encoder(model, folders.root / "row3_aligned", folders.root / "row3_run")
     losses = [json.loads(line) for line in (folders.root / "row3_run" / "training_log.jsonl").read_text().splitlines()]

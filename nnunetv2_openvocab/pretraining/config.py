@@ -68,6 +68,8 @@ class TrainConfig:
     projection_hidden_dim: hidden width of the MLP projection; None uses the image embedding size.
     batch_size: samples per process; the contrastive batch is batch_size x world size.
     val_fraction: share of the manifest held out for retrieval validation (chosen by volume-path hash).
+    region_alignment: adds the fine-grained loss over the manifest's "regions" (Table VIII row 4); needs the
+        image encoder in training (--unlock-image-encoder, volumes encoded on the fly).
     report_section: "full" pairs the image with the manifest's report as written; "findings" with its
         "Findings:" section only (the paper's choice; reports without that header are used whole).
     """
@@ -93,6 +95,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 500
     seed: int = 0
     report_section: str = "full"
+    region_alignment: bool = False
 
     def __post_init__(self):
         if self.loss not in LOSS_CHOICES:

@@ -15,6 +15,7 @@ import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
+from torch.nn import functional as F
 
 from nnunetv2_openvocab.network.checkpoint_loading import load_encoder_weights, read_checkpoint_state_dict
 from nnunetv2_openvocab.network.stunet import STUNet
@@ -37,10 +38,15 @@ class PooledImageEncoder(nn.Module):
         self.conv_blocks_context = network.conv_blocks_context
         self.embedding_dim = network.dims[-1]
 
-    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+    def feature_map(self, volumes: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, X, Y, Z) -> the last stage's features (B, dims[-1], x, y, z)."""
         x = volumes
         for stage in self.conv_blocks_context:
             x = stage(x)
+        return x
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        x = self.feature_map(volumes)
         return x.mean(dim=tuple(range(2, x.ndim)))  # (B, C, *spatial) -> (B, C)
 
 
@@ -147,6 +153,21 @@ def build_image_encoder(info: ImageEncoderInfo, state_dict: Mapping[str, torch.T
     network = _build_stunet(info.network_class_name, info.arch_kwargs, [], info.input_channels, source)
     _load_all_encoder_weights(network, state_dict, source)
     return PooledImageEncoder(network)
+
+
+def region_features(feature_map: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average of one volume's features inside each region (paper Table VIII row 4).
+
+    feature_map (C, x, y, z); masks (R, X, Y, Z) at input resolution -> ((R', C), kept (R,) bool) for the R'
+    regions that keep voxels in this view. Each mask is down-sampled to the feature grid by area (the share of every feature cell it covers),
+    and those shares weight the average, so small structures are not lost to a nearest-neighbour sampling.
+    """
+    weights = F.adaptive_avg_pool3d(masks[:, None].float(), feature_map.shape[1:])[:, 0]  # (R, x, y, z)
+    totals = weights.flatten(1).sum(dim=1)
+    kept = totals > 0
+    # (R', x*y*z) @ (x*y*z, C) -> (R', C)
+    pooled = weights[kept].flatten(1) @ feature_map.flatten(1).T
+    return pooled / totals[kept, None], kept
 
 
 @torch.no_grad()

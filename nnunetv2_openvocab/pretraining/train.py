@@ -75,6 +75,13 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
             raise ValueError("The preprocessing is fixed by the cache (its cache.json); drop the preprocessing "
                              "options or pass --encoder-checkpoint to encode on the fly.")
         return cached_image_side(cache, train, validation)
+    if config.region_alignment:
+        if not config.unlock_image_encoder:
+            raise ValueError("--region-alignment pools the encoder's feature maps inside the regions, so the encoder "
+                             "must run in training: add --unlock-image-encoder (and drop --cache).")
+        if not any(entry.regions for entry in train):
+            raise ValueError('--region-alignment: no training entry of the manifest has "regions" '
+                             '([{"mask": path, "label": int, "caption": text}]); add them or drop the flag.')
     if random_image_encoder:
         if plans is None or not Path(plans).is_file():
             raise ValueError(f"--random-image-encoder builds the STUNet of a plans file; --plans {plans} is no file. "
@@ -83,7 +90,7 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
             raise ValueError("--random-image-encoder starts from random weights, so it must be trained: add "
                              "--unlock-image-encoder (Table VIII rows 2 to 4).")
     return on_the_fly_image_side(encoder_checkpoint, plans, configuration, preprocessing or PreprocessingConfig(),
-                                 train, validation, config.seed)
+                                 train, validation, config.seed, config.region_alignment)
 
 
 class ContrastiveTraining:
@@ -107,7 +114,7 @@ class ContrastiveTraining:
         self.total_steps = config.epochs * self.sampler.batches_per_epoch
         self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup_steps, self.total_steps)
         self.dataset = ContrastiveDataset(train_entries, image_side.train_source, image_side.num_views,
-                                          config.captions_per_sample, config.seed)
+                                          config.captions_per_sample, config.seed, config.region_alignment)
         self.run_log = RunLog(out) if context.is_main else None
         self.step = 0
         torch.manual_seed(config.seed + context.rank)  # dropout differs between processes
