@@ -1,4 +1,5 @@
-"""The whole curation as one plain function: read reports, decompose, RadLex-filter, write tables, statistics, plots.
+"""The whole curation as one plain function: read reports, decompose their findings (the impression when a
+report has none), RadLex-filter, balance (MetaCLIP), write tables, statistics, plots.
 
 Rerunning with the same arguments resumes: the LLM backend takes every answered report from its
 cache (``<out>/llm_cache/``) and the outputs are rewritten atomically. With ``num_shards > 1`` the
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from caption_curation.anatomy_tagger import default_tagger
+from caption_curation.balancing import BalanceSettings, balance_captions
 from nnunetv2_openvocab.atomic_files import atomic_write
 from caption_curation.caption_cache import CaptionCache
 from caption_curation.caption_plots import plot_all
@@ -118,12 +120,13 @@ def _read_shard(reports_csv: str | Path, shard: int, num_shards: int) -> tuple[l
     return reports, read.problems
 
 
-def _write_outputs(curated: list[CuratedReport], output_dir: Path, volume_root: Optional[str], run: dict) -> list[Path]:
+def _write_outputs(curated: list[CuratedReport], output_dir: Path, volume_root: Optional[str], run: dict,
+                   balancing: Optional[dict]) -> list[Path]:
     files = [output_dir / "captions.csv", output_dir / "manifest.jsonl", output_dir / "failures.jsonl"]
     write_captions_csv(files[0], curated, volume_root)
     write_manifest(files[1], curated, volume_root)
     write_failures(files[2], curated)
-    stats = {**caption_statistics(curated, default_tagger()), "run": run}
+    stats = {**caption_statistics(curated, default_tagger()), "balancing": balancing, "run": run}
     with atomic_write(output_dir / STATS_FILE) as handle:
         json.dump(stats, handle, indent=2, ensure_ascii=False)
     return files + [output_dir / STATS_FILE, *plot_all(stats, output_dir)]
@@ -139,8 +142,10 @@ def curate_captions(
     num_shards: int = 1,
     volume_root: Optional[str] = None,
     processes: Optional[int] = None,
+    balance: Optional[BalanceSettings] = BalanceSettings(),
 ) -> CurationSummary:
-    """Run the curation; ``processes`` (offline backend) defaults to min(4, CPU count)."""
+    """Run the curation; ``processes`` (offline backend) defaults to min(4, CPU count); ``balance=None`` keeps
+    every RadLex-matched caption (no MetaCLIP balancing)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     check_shard(shard, num_shards)
@@ -151,6 +156,9 @@ def curate_captions(
     reports, input_problems = _read_shard(reports_csv, shard, num_shards)
     radlex_filter = RadLexFilter.from_file(radlex)
     curated = BACKENDS[backend](reports, _RunContext(out_dir, shard, num_shards, llm, radlex_filter, processes))
+    balancing = None
+    if balance is not None:
+        curated, balancing = balance_captions(curated, balance)
 
     uses_llm = backend == "openai" and llm is not None
     run = {
@@ -164,7 +172,7 @@ def curate_captions(
         "num_shards": num_shards,
         "input_problems": input_problems,
     }
-    files = _write_outputs(curated, output_dir, volume_root, run)
+    files = _write_outputs(curated, output_dir, volume_root, run, balancing)
     succeeded = [item for item in curated if item.failure is None]
     return CurationSummary(
         output_dir=output_dir,

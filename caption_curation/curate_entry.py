@@ -5,12 +5,14 @@ import argparse
 import logging
 from pathlib import Path
 
+from caption_curation.balancing import DEFAULT_T_PER_REPORT, BalanceSettings
 from caption_curation.curate import BACKENDS, LLMSettings, curate_captions
 
 EPILOG = """\
 examples:
-  # offline rule-based captions for the 800 shared reports, filtered with the shipped RadLex list
-  nnUNetv2_openvocab_curate_captions --reports ../shared/data/ct_rate_reports/train.csv --out captions_out
+  # offline rule-based captions for the 800 shared reports, matched against the full RadLex list and balanced
+  nnUNetv2_openvocab_curate_captions --reports ../shared/data/ct_rate_reports/train.csv --out captions_out \
+      --radlex ../shared/data/radlex/tekram_Radlex_2017.csv --balance-seed 0
 
   # Llama-3 served by vLLM, 8 SLURM array tasks sharing one output folder (key read from $OPENAI_API_KEY)
   nnUNetv2_openvocab_curate_captions --reports train_reports.csv --out /shared/captions \\
@@ -40,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="NAME of the environment variable holding the API key (default: OPENAI_API_KEY)")
     parser.add_argument("--radlex", type=Path,
                         help="RadLex export (.csv, .owl or .txt); default: the shipped list of anatomy/finding terms")
+    parser.add_argument("--balance-t", type=int, metavar="T",
+                        help="MetaCLIP balancing: a RadLex term matched by more than T captions keeps each with "
+                             f"probability T/count (default: {DEFAULT_T_PER_REPORT:g} x number of reports)")
+    parser.add_argument("--balance-seed", type=int, default=0, help="seed of the balancing draws (default 0)")
+    parser.add_argument("--no-balance", action="store_true", help="keep every RadLex-matched caption")
     parser.add_argument("--shard", type=int, default=0, help="this worker's shard, 0..N-1 (default 0)")
     parser.add_argument("--num-shards", type=int, default=1, help="number of shards N (default 1)")
     parser.add_argument("--volume-root", help="folder joined in front of each volume name in manifest.jsonl/captions.csv")
@@ -58,6 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.backend == "openai" and not (args.base_url and args.model):
         parser.error("--backend openai needs --base-url and --model")
+    if args.balance_t is not None and (args.balance_t < 1 or args.no_balance):
+        parser.error("--balance-t needs a value >= 1 and cannot be combined with --no-balance")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
     )
@@ -71,10 +80,12 @@ def main(argv: list[str] | None = None) -> None:
     summary = curate_captions(
         args.reports, args.out, backend=args.backend, llm=llm, radlex=args.radlex,
         shard=args.shard, num_shards=args.num_shards, volume_root=args.volume_root, processes=args.processes,
+        balance=None if args.no_balance else BalanceSettings(args.balance_t, args.balance_seed),
     )
     print(
         f"{summary.reports} reports ({summary.failed_reports} failed): {summary.captions_before_filter} captions, "
-        f"{summary.captions_kept} kept after the RadLex filter; outputs in {summary.output_dir}"
+        f"{summary.captions_kept} kept after RadLex matching{'' if args.no_balance else ' and balancing'}; "
+        f"outputs in {summary.output_dir}"
     )
 
 

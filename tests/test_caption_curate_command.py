@@ -54,7 +54,7 @@ def write_ct_rate_csv(path: Path, findings: list[str], volumes: list[str] | None
 @pytest.mark.skipif(not REAL_REPORTS.is_file(), reason="shared CT-RATE reports not available")
 def test_offline_run_on_the_real_reports_writes_every_output(tmp_path, capsys):
     out = tmp_path / "out"
-    argv = ["--reports", str(REAL_REPORTS), "--out", str(out), "--volume-root", "/data/ct_rate"]
+    argv = ["--reports", str(REAL_REPORTS), "--out", str(out), "--volume-root", "/data/ct_rate", "--no-balance"]
     main(argv)
     assert "800 reports (0 failed)" in capsys.readouterr().out
     assert {p.name for p in out.iterdir()} == OUTPUT_FILES
@@ -111,13 +111,15 @@ def test_llm_shards_share_the_cache_and_an_unsharded_run_merges_without_requests
             curate_captions(csv_path, tmp_path / "out", backend="openai", llm=llm, radlex=small_radlex,
                             shard=shard, num_shards=2)
         assert sum(server.received.values()) == 12
-        merged = curate_captions(csv_path, tmp_path / "out", backend="openai", llm=llm, radlex=small_radlex)
+        merged = curate_captions(csv_path, tmp_path / "out", backend="openai", llm=llm, radlex=small_radlex,
+                                 balance=None)
         assert sum(server.received.values()) == 12  # everything came from the shards' cache files
     assert set(server.authorization) == {f"Bearer {API_KEY}"}
     assert merged.output_dir == tmp_path / "out" and merged.reports == 12 and merged.failed_reports == 0
     assert sorted(p.name for p in (tmp_path / "out" / "llm_cache").iterdir()) == [
         "answers.shard-000-of-002.jsonl", "answers.shard-001-of-002.jsonl"]  # the merge run wrote no answers
-    assert [len(entry["captions"]) for entry in read_manifest(merged.output_dir / "manifest.jsonl")] == [2] * 12
+    # one caption per report: the findings are captioned, the impression is not (it is not sent)
+    assert [len(entry["captions"]) for entry in read_manifest(merged.output_dir / "manifest.jsonl")] == [1] * 12
 
 
 @pytest.mark.parametrize(
@@ -138,7 +140,7 @@ def run_cli(csv_path: Path, out: Path, server: ScriptedChatServer, radlex: Path)
     command = [sys.executable, "-m", "caption_curation.curate_entry", "--reports", str(csv_path), "--out", str(out),
                "--radlex", str(radlex),
                "--backend", "openai", "--base-url", server.url, "--model", "test-model", "--workers", "2",
-               "--timeout", "20", "--max-retries", "2", "--volume-root", "/data"]
+               "--timeout", "20", "--max-retries", "2", "--volume-root", "/data", "--no-balance"]
     env = {**os.environ, "OPENAI_API_KEY": API_KEY, "NO_PROXY": "127.0.0.1,localhost"}
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8", errors="replace")
 

@@ -24,6 +24,8 @@ file evaluates other prompts against unions of labels, e.g.
    "prompts": [{"prompt": "renal organs", "targets": ["kidney_left", "kidney_right"], "kind": "merged"},
                {"prompt": "liver lesion", "targets": ["liver_tumor"], "kind": "lesion"}]}
 ("kind": "lesion" entries also get patient-level detection scores).
+When the labels are TotalSegmentator classes (v1 or v2), the means are also grouped into the paper's
+Table II categories (vertebrae, cardiac, muscles, organs, ribs, Avg).
 Writes metrics_per_case.csv, summary.json, summary.md and mean_dsc_nsd.png into -o.
 """
 
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"volume in ml (default {DEFAULT_DETECTION_THRESHOLD_ML:g}); tune it on validation data")
     parser.add_argument("-np", type=int, default=default_num_processes,
                         help=f"worker processes (default {default_num_processes}, env nnUNet_def_n_proc)")
+    parser.add_argument("--totalseg-version", choices=("v1", "v2"),
+                        help="TotalSegmentator class groups for the Table II categories (default: detected from "
+                             "the label names; v2 when they fit both)")
     parser.add_argument("--chill", action="store_true",
                         help="skip (case, prompt) pairs whose prediction file is missing instead of failing")
     return parser
@@ -60,7 +65,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         summary = evaluate_folder(
             args.ref, args.pred, args.dj, args.o, prompt_set=args.prompts_file, tolerance_mm=args.tolerance_mm,
             detection_prompts=args.detection_prompts, detection_threshold_ml=args.detection_threshold_ml,
-            num_processes=args.np, allow_missing=args.chill)
+            num_processes=args.np, allow_missing=args.chill, totalsegmentator_version=args.totalseg_version)
     except (ValueError, FileNotFoundError) as error:  # input problems: the message says what to fix
         raise SystemExit(f"nnUNetv2_openvocab_evaluate: error: {error}") from None
     print(markdown_tables(summary))
