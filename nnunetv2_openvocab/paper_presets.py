@@ -53,7 +53,8 @@ def apply_preset(args: argparse.Namespace, presets: Mapping[str, Mapping[str, An
         flag = flag_names.get(dest, dest)
         setting = f"{flag} {_shown(value)}".rstrip()
         if hasattr(args, dest):
-            lines.append(f"preset {name}: {setting} overridden by the given {f'{flag} {_shown(getattr(args, dest))}'.rstrip()}")
+            given = f"{flag} {_shown(getattr(args, dest))}".rstrip()
+            lines.append(f"preset {name}: {setting} overridden by the given {given}")
         else:
             setattr(args, dest, value)
             lines.append(f"preset {name}: {setting}")

@@ -53,7 +53,8 @@ def test_pretrain_preset_with_a_cache_leaves_the_preprocessing_to_the_cache(caps
 
 
 def test_findings_section_is_the_report_text():
-    assert findings_section("Findings: Liver normal.\nNo effusion.\nImpression: Normal.") == "Liver normal.\nNo effusion."
+    report = "Findings: Liver normal.\nNo effusion.\nImpression: Normal."
+    assert findings_section(report) == "Liver normal.\nNo effusion."
     assert findings_section("Liver normal.") == "Liver normal."  # curated manifests already hold the findings
     assert findings_section("Findings: \nImpression: Normal.") == "Findings: \nImpression: Normal."
     entry = ManifestEntry("/v.nii.gz", "Findings: A.\nImpression: B.", ("c",), "v.nii.gz")

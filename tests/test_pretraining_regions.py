@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from nnunetv2_openvocab.pretraining.config import TrainConfig
+from nnunetv2_openvocab.pretraining.config import PreprocessingConfig, TrainConfig
 from nnunetv2_openvocab.pretraining.image_encoder import region_features
 from nnunetv2_openvocab.pretraining.loss import build_loss
 from nnunetv2_openvocab.pretraining.manifest import Region, read_manifest
 from nnunetv2_openvocab.pretraining.preprocessing import make_view, view_geometry, window
-from nnunetv2_openvocab.pretraining.config import PreprocessingConfig
 
 
 def test_region_features_average_inside_the_downsampled_mask():
@@ -72,3 +71,20 @@ def test_manifest_regions_are_read_and_checked(tmp_path):
         path.write_text(json.dumps({**good, "regions": [bad]}) + "\n")
         with pytest.raises((ValueError, FileNotFoundError), match=message):
             read_manifest(path)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--random-image-encoder"], "must be trained: add --unlock-image-encoder"),
+    (["--random-image-encoder", "--unlock-image-encoder", "--region-alignment"], "no training entry"),
+    (["--unlock-image-encoder", "--region-alignment", "--cache", "cache"], "no training entry"),
+])
+def test_random_encoder_and_region_alignment_refuse_unusable_settings(tmp_path, flags, message):
+    from nnunetv2_openvocab.pretraining.pretrain_entry import main
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "r", "captions": []}) + "\n"
+                                for i in range(2)))
+    (tmp_path / "plans.json").write_text("{}")
+    with pytest.raises(ValueError, match=message):
+        main(["train", "--manifest", str(manifest), "--out", str(tmp_path / "run"),
+              "--plans", str(tmp_path / "plans.json"), "--val-fraction", "0", *flags])

@@ -10,8 +10,8 @@ from dataset_conversion.unseen_sets import (load_unseen_set, shipped_sets, spec_
 
 TOTALSEG_LABELS = list(load_label_table("totalsegmentator_v2").labels)
 TOTALSEG_V1_LABELS = list(load_label_table("totalsegmentator_v1").labels)
-PAPER_TABLE_VI = ["left lung", "right lung", "left and right lung", "left heart", "right heart", "left and right kidney",
-                  "left and right adrenal gland", "heart", "left ribs", "right ribs", "trachea and esophagus",
+PAPER_TABLE_VI = ["left lung", "right lung", "left and right lung", "left heart", "right heart",
+                  "left and right kidney", "left and right adrenal gland", "heart", "left ribs", "right ribs", "trachea and esophagus",
                   "left gluteus", "right gluteus", "cervical vertebrae", "lumbar vertebrae", "thoracic vertebrae",
                   "veins", "arteries"]
 PAPER_TABLE_VII = ["renal organs", "hepatic system", "heart muscle", "aortic vessel", "cerebrum", "small intestine"]

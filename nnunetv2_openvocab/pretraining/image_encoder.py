@@ -159,8 +159,9 @@ def region_features(feature_map: torch.Tensor, masks: torch.Tensor) -> tuple[tor
     """Average of one volume's features inside each region (paper Table VIII row 4).
 
     feature_map (C, x, y, z); masks (R, X, Y, Z) at input resolution -> ((R', C), kept (R,) bool) for the R'
-    regions that keep voxels in this view. Each mask is down-sampled to the feature grid by area (the share of every feature cell it covers),
-    and those shares weight the average, so small structures are not lost to a nearest-neighbour sampling.
+    regions that keep voxels in this view. Each mask is down-sampled to the feature grid by area (the share
+    of every feature cell it covers), and those shares weight the average, so small structures are not lost
+    to a nearest-neighbour sampling.
     """
     weights = F.adaptive_avg_pool3d(masks[:, None].float(), feature_map.shape[1:])[:, 0]  # (R, x, y, z)
     totals = weights.flatten(1).sum(dim=1)

@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS)
     train.add_argument("--unlock-image-encoder", dest="unlock_image_encoder", action="store_true",
                        default=argparse.SUPPRESS,
-                       help="train the image encoder too (ablation; needs --encoder-checkpoint or --random-image-encoder)")
+                       help="train the image encoder too (ablation; needs --encoder-checkpoint or "
+                            "--random-image-encoder)")
     train.add_argument("--region-alignment", dest="region_alignment", action="store_true", default=argparse.SUPPRESS,
                        help="add fine-grained alignment: the last encoder stage averaged inside each manifest region "
                             "vs its caption (Table VIII row 4; needs --unlock-image-encoder)")

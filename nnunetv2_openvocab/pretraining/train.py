@@ -67,6 +67,13 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
     if sum((cache is not None, encoder_checkpoint is not None, random_image_encoder)) != 1:
         raise ValueError("Give exactly one image source: --cache (features from cache-features), "
                          "--encoder-checkpoint (encode volumes on the fly) or --random-image-encoder with --plans.")
+    if config.region_alignment:
+        if not config.unlock_image_encoder:
+            raise ValueError("--region-alignment pools the encoder's feature maps inside the regions, so the encoder "
+                             "must run in training: add --unlock-image-encoder (and drop --cache).")
+        if not any(entry.regions for entry in train):
+            raise ValueError('--region-alignment: no training entry of the manifest has "regions" '
+                             '([{"mask": path, "label": int, "caption": text}]); add them or drop the flag.')
     if cache is not None:
         if config.unlock_image_encoder:
             raise ValueError("--unlock-image-encoder trains the encoder, so cached features cannot be used; pass "
@@ -75,13 +82,6 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
             raise ValueError("The preprocessing is fixed by the cache (its cache.json); drop the preprocessing "
                              "options or pass --encoder-checkpoint to encode on the fly.")
         return cached_image_side(cache, train, validation)
-    if config.region_alignment:
-        if not config.unlock_image_encoder:
-            raise ValueError("--region-alignment pools the encoder's feature maps inside the regions, so the encoder "
-                             "must run in training: add --unlock-image-encoder (and drop --cache).")
-        if not any(entry.regions for entry in train):
-            raise ValueError('--region-alignment: no training entry of the manifest has "regions" '
-                             '([{"mask": path, "label": int, "caption": text}]); add them or drop the flag.')
     if random_image_encoder:
         if plans is None or not Path(plans).is_file():
             raise ValueError(f"--random-image-encoder builds the STUNet of a plans file; --plans {plans} is no file. "
@@ -227,8 +227,8 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
 
     Image embeddings come from `cache`, or from `encoder_checkpoint` (nnU-Net model) encoding the volumes
     on the fly with `preprocessing`, or with `random_image_encoder` from the STUNet of `plans`, randomly
-    initialised (seeded by config.seed) and trained (config.unlock_image_encoder). `stop_after_steps` ends the call after that many steps in total,
-    with a checkpoint to resume from. Under torchrun every process calls this with the same arguments.
+    initialised (seeded by config.seed) and trained (config.unlock_image_encoder). `stop_after_steps` ends
+    the call after that many steps in total, with a checkpoint to resume from. Under torchrun every process calls this with the same arguments.
     """
     context = init_distributed(device)
     out = Path(out)
