@@ -103,5 +103,16 @@ def test_row_3_mgcl_from_a_random_encoder_then_mlp_finetuning(planned):
     manifest = write_manifest(folders.root / "row3_manifest.jsonl", records)
     model = pretrain_export_finetune(folders, dataset, manifest, "row3", "--loss", "mgcl", "--num-captions", "2")
     assert_finetuned_from_pretrained_encoder(model, folders.root / "row3_aligned", folders.root / "row3_run")
-    losses = [json.loads(line) for line in (folders.root / "row3_run" / "training_log.jsonl").read_text().splitlines()]
-    assert all("mgcl_loss" in entry for entry in losses) and len(losses) == 2
+    steps = training_log(folders.root / "row3_run")
+    assert len(steps) == 2 and all("mgcl_loss" in step and "region_loss" not in step for step in steps)
+
+
+def test_row_4_fine_grained_region_alignment_and_mgcl_then_mlp_finetuning(planned):
+    """Regions: the real label map's liver and spleen with captions naming them."""
+    folders, dataset, records = planned
+    manifest = write_manifest(folders.root / "row4_manifest.jsonl", records, with_regions=True)
+    model = pretrain_export_finetune(folders, dataset, manifest, "row4", "--loss", "mgcl", "--num-captions", "2",
+                                     "--region-alignment")
+    assert_finetuned_from_pretrained_encoder(model, folders.root / "row4_aligned", folders.root / "row4_run")
+    steps = training_log(folders.root / "row4_run")
+    assert len(steps) == 2 and all(step["region_loss"] > 0 and "mgcl_loss" in step for step in steps)
