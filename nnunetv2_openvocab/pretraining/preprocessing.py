@@ -107,12 +107,15 @@ class VolumePreprocessor:
             "plans_configuration": {key: configuration.get(key) for key in NNUNET_CONFIGURATION_KEYS},
         }
 
-    def preprocess(self, volume_path: str, label_path: Optional[str] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    def preprocess(self, volume_path: str, label_path: Optional[str] = None, label_values: Sequence[int] = ()
+                   ) -> tuple[np.ndarray, Optional[np.ndarray]]:
         """(C, *spatial) float32, normalised and resampled, before pad/crop; and the label map (1, *spatial)
-        in the same voxel grid when `label_path` is given (nnU-Net's segmentation resampling)."""
+        in the same voxel grid when `label_path` is given (nnU-Net's segmentation resampling; nnU-Net also
+        records where `label_values` lie, which it needs a label table for)."""
         preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
+        labels = {"background": 0, **{f"label_{value}": value for value in label_values}}
         data, seg, _ = preprocessor.run_case([volume_path], label_path, self.plans_manager,
-                                             self.configuration_manager, dataset_json={})
+                                             self.configuration_manager, dataset_json={"labels": labels})
         return data.astype(np.float32, copy=False), seg
 
     def region_view(self, volume_path: str, masks: Sequence[tuple[str, int]], view: int
@@ -120,7 +123,8 @@ class VolumePreprocessor:
         """One view of the volume (C, *patch) and of its regions, (R, *patch) bool, one per (label map, label)."""
         seed, data, label_views = volume_seed(volume_path), None, {}
         for mask_path in dict.fromkeys(path for path, _ in masks):  # one nnU-Net pass per label map
-            volume, seg = self.preprocess(volume_path, mask_path)
+            values = sorted({label for path, label in masks if path == mask_path})
+            volume, seg = self.preprocess(volume_path, mask_path, values)
             data = volume if data is None else data
             label_views[mask_path] = window(seg, self.config, view_geometry(self.config, view, seed))[0]
         regions = [label_views[mask_path] == label for mask_path, label in masks]
