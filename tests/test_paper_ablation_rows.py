@@ -108,11 +108,12 @@ def test_row_3_mgcl_from_a_random_encoder_then_mlp_finetuning(planned):
 
 
 def test_row_4_fine_grained_region_alignment_and_mgcl_then_mlp_finetuning(planned):
-    """Regions: the real label map's liver and spleen with captions naming them."""
+    """Regions: the real label map's liver and spleen with captions naming them (both in the second slab)."""
     folders, dataset, records = planned
     manifest = write_manifest(folders.root / "row4_manifest.jsonl", records, with_regions=True)
+    # a window holding the whole slab: the centred 48^3 one cuts the (lateral) spleen away
     model = pretrain_export_finetune(folders, dataset, manifest, "row4", "--loss", "mgcl", "--num-captions", "2",
-                                     "--region-alignment")
+                                     "--region-alignment", "--patch-size", "32", "80", "96")
     assert_finetuned_from_pretrained_encoder(model, folders.root / "row4_aligned", folders.root / "row4_run")
     steps = training_log(folders.root / "row4_run")
     assert len(steps) == 2 and all(step["region_loss"] > 0 and "mgcl_loss" in step for step in steps)
