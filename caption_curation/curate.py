@@ -33,11 +33,17 @@ from caption_curation.offline_curation import curate_offline, filter_report
 from caption_curation.radlex_filter import RadLexFilter
 from caption_curation.reports import Report, read_reports
 from caption_curation.sharding import check_shard, select_shard, shard_label
+from nnunetv2_openvocab.user_errors import UserError
 
 log = logging.getLogger(__name__)
 
 CACHE_FOLDER = "llm_cache"
 STATS_FILE = "caption_stats.json"
+DEFAULT_MAX_FAILURE_RATE = 0.05
+
+
+class CurationFailed(UserError):
+    """Too many reports got no captions: the run exits non-zero although its outputs are written."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,19 @@ class CurationSummary:
     captions_before_filter: int
     captions_kept: int
     files: list[Path] = field(default_factory=list)
+    first_failure: Optional[str] = None
+
+    def check_failure_rate(self, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE) -> None:
+        """Raise CurationFailed if every report failed or more than ``max_failure_rate`` of them did."""
+        if not self.failed_reports:
+            return
+        counts = f"{self.failed_reports} of {self.reports} reports got no captions"
+        where = f"see {self.output_dir / 'failures.jsonl'}; rerun with --retry-failed once the cause is fixed"
+        if self.failed_reports == self.reports:
+            raise CurationFailed(f"every request failed: {counts}; first reason: {self.first_failure} ({where}).")
+        if self.failed_reports > max_failure_rate * self.reports:
+            raise CurationFailed(f"{counts} ({self.failed_reports / self.reports:.1%}), more than --max-failure-rate "
+                                 f"{max_failure_rate:g}; first reason: {self.first_failure} ({where}).")
 
 
 @dataclass(frozen=True)
@@ -174,6 +193,7 @@ def curate_captions(
     }
     files = _write_outputs(curated, output_dir, volume_root, run, balancing)
     succeeded = [item for item in curated if item.failure is None]
+    failures = [item.failure for item in curated if item.failure is not None]
     return CurationSummary(
         output_dir=output_dir,
         reports=len(curated),
@@ -181,4 +201,5 @@ def curate_captions(
         captions_before_filter=sum(len(item.raw_captions) for item in succeeded),
         captions_kept=sum(len(item.kept) for item in succeeded),
         files=files,
+        first_failure=failures[0] if failures else None,
     )

@@ -6,7 +6,8 @@ import logging
 from pathlib import Path
 
 from caption_curation.balancing import DEFAULT_T_PER_REPORT, BalanceSettings
-from caption_curation.curate import BACKENDS, LLMSettings, curate_captions
+from caption_curation.curate import BACKENDS, DEFAULT_MAX_FAILURE_RATE, LLMSettings, curate_captions
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 examples:
@@ -20,8 +21,10 @@ examples:
       --shard $SLURM_ARRAY_TASK_ID --num-shards 8 --volume-root /data/ct_rate/train
   # then once more without --shard/--num-shards: merges all shards from the cache, no new requests
 
-Outputs in --out: captions.csv, manifest.jsonl, failures.jsonl, caption_stats.json and three PNG plots
-(in --out/shard-<i>-of-<N>/ for sharded runs). Rerunning the same command resumes.
+Outputs in --out: captions.csv, manifest.jsonl (curated reports only), failures.jsonl, caption_stats.json and
+three PNG plots (in --out/shard-<i>-of-<N>/ for sharded runs). Rerunning the same command resumes.
+Exit status 1 when the server refuses the key/URL/model, when every report failed, or when more than
+--max-failure-rate of them did (the outputs are still written).
 """
 
 
@@ -55,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per LLM request (default 120)")
     parser.add_argument("--max-retries", type=int, default=6, help="retries on 429/5xx/timeouts (default 6)")
     parser.add_argument("--retry-failed", action="store_true", help="ask again for reports whose answer failed before")
+    parser.add_argument("--max-failure-rate", type=float, default=DEFAULT_MAX_FAILURE_RATE,
+                        help="exit non-zero when more than this fraction of reports got no captions "
+                             "(default %(default)s)")
     parser.add_argument("--prompt", type=Path, help="prompt JSON (default: caption_curation/data/caption_prompt_v1.json)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -77,16 +83,18 @@ def main(argv: list[str] | None = None) -> None:
             timeout_s=args.timeout, max_retries=args.max_retries, retry_failed=args.retry_failed,
             prompt_path=args.prompt,
         )
-    summary = curate_captions(
-        args.reports, args.out, backend=args.backend, llm=llm, radlex=args.radlex,
-        shard=args.shard, num_shards=args.num_shards, volume_root=args.volume_root, processes=args.processes,
-        balance=None if args.no_balance else BalanceSettings(args.balance_t, args.balance_seed),
-    )
-    print(
-        f"{summary.reports} reports ({summary.failed_reports} failed): {summary.captions_before_filter} captions, "
-        f"{summary.captions_kept} kept after RadLex matching{'' if args.no_balance else ' and balancing'}; "
-        f"outputs in {summary.output_dir}"
-    )
+    with exit_on_user_error(parser.prog, traceback=args.verbose):
+        summary = curate_captions(
+            args.reports, args.out, backend=args.backend, llm=llm, radlex=args.radlex,
+            shard=args.shard, num_shards=args.num_shards, volume_root=args.volume_root, processes=args.processes,
+            balance=None if args.no_balance else BalanceSettings(args.balance_t, args.balance_seed),
+        )
+        print(
+            f"{summary.reports} reports ({summary.failed_reports} failed): {summary.captions_before_filter} captions, "
+            f"{summary.captions_kept} kept after RadLex matching{'' if args.no_balance else ' and balancing'}; "
+            f"outputs in {summary.output_dir}"
+        )
+        summary.check_failure_rate(args.max_failure_rate)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from dataset_conversion.label_harmonisation import (HarmonisedLabels, NameSet, a
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import ERROR, WARNING, CaseError, Problem, write_problem_report
 from dataset_conversion.region_labels import LabelValues, normalise
-from dataset_conversion.taxonomy import Taxonomy, load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 from dataset_conversion.volume_checks import array_like, label_array, read_volume, scan_fingerprint, write_volume_atomic
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, TEXT_PROMPTS_KEY
 
@@ -304,7 +304,7 @@ def merge_datasets(source_folders: Sequence[Tuple[int, Path]], output_folder: Pa
                          {m["identifier"]: [Problem.from_json(p) for p in m["problems"]] for m in markers},
                          len(cases), extra={"duplicate_rule": DUPLICATE_RULE, "duplicates": duplicate_groups})
     if not done:
-        raise RuntimeError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
+        raise ValueError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
     names = list(harmonised.labels)
     partial_cases = {m["identifier"]: m["annotated"] for m in done if set(m["annotated"]) != set(names)}
     dataset_json = build_dataset_json(

@@ -26,7 +26,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.label_tables import load_label_table
-from dataset_conversion.taxonomy import DATA_DIR, Taxonomy, load_taxonomy
+from dataset_conversion import DATA_DIR
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 

@@ -187,7 +187,7 @@ def run_demo(output_folder: Path, minutes: float = 12.0, device: Optional[torch.
     print("[5/5] evaluating Dice and NSD against the TotalSegmentator labels", flush=True)
     summary = evaluate_folder(reference, root / "predictions", dataset_json, root / "metrics", prompt_set,
                               num_processes=1)
-    print("\n" + markdown_tables(summary))
+    print("\n" + markdown_tables(summary, run.report.routes()))
     print(run.report.to_text())
     outputs = {"masks": root / "predictions", "prompt report": run.report_files[1],
                "metrics table": Path(summary["output_files"]["markdown"]),

@@ -33,6 +33,7 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
     table = outputs["metrics table"].read_text(encoding="utf-8")
     assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
     assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
+    assert "| renal organs | kidney_left + kidney_right | synonym | union: kidney_left + kidney_right |" in printed
 
 
 def test_a_command_is_stopped_at_its_deadline(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from dataset_conversion.label_tables import load_label_table
-from dataset_conversion.taxonomy import load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from dataset_conversion.unseen_sets import (load_unseen_set, shipped_sets, spec_unseen_set, taxonomy_unseen_set,
                                             training_prompts)
 

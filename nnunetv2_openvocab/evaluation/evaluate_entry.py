@@ -10,6 +10,7 @@ from nnunetv2.configuration import default_num_processes
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_DETECTION_THRESHOLD_ML, DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 example:
@@ -61,13 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with exit_on_user_error("nnUNetv2_openvocab_evaluate"):
         summary = evaluate_folder(
             args.ref, args.pred, args.dj, args.o, prompt_set=args.prompts_file, tolerance_mm=args.tolerance_mm,
             detection_prompts=args.detection_prompts, detection_threshold_ml=args.detection_threshold_ml,
             num_processes=args.np, allow_missing=args.chill, totalsegmentator_version=args.totalseg_version)
-    except (ValueError, FileNotFoundError) as error:  # input problems: the message says what to fix
-        raise SystemExit(f"nnUNetv2_openvocab_evaluate: error: {error}") from None
     print(markdown_tables(summary))
     for kind, path in summary["output_files"].items():
         print(f"{kind:>9}: {path}")

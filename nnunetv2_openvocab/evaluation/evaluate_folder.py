@@ -37,6 +37,7 @@ from nnunetv2_openvocab.evaluation.summary import (
     EVALUATED, MISSING_PREDICTION, NOT_ANNOTATED, summarise, with_detection_calls,
 )
 from nnunetv2_openvocab.evaluation.table2_categories import category_summary, detect_category_map, prompt_categories
+from nnunetv2_openvocab.output_folder import check_output_folder
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name, prompt_file_name
 
 logger = logging.getLogger(__name__)
@@ -179,6 +180,8 @@ def evaluate_folder(
     if tolerance_mm < 0 or detection_threshold_ml < 0:
         raise ValueError(f"tolerance_mm ({tolerance_mm}) and detection_threshold_ml ({detection_threshold_ml}) "
                          "must be >= 0.")
+    if output_folder is not None:
+        output_folder = check_output_folder(output_folder)
     dataset, dataset_source = _load_dataset_json(dataset_json)
     file_ending = dataset.get("file_ending")
     if not isinstance(file_ending, str) or "labels" not in dataset:
@@ -217,6 +220,6 @@ def evaluate_folder(
         "per_case": rows,
     }
     if output_folder is not None:
-        paths = write_reports(summary, rows, Path(output_folder))
+        paths = write_reports(summary, rows, output_folder)
         summary["output_files"] = {kind: str(path) for kind, path in paths.items()}
     return summary

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -28,9 +27,11 @@ from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
-from nnunetv2_openvocab.inference.predict_entry import (USER_ERRORS, add_prediction_arguments, parse_folds,
+from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD
+from nnunetv2_openvocab.inference.predict_entry import (add_grounding_arguments, add_prediction_arguments, parse_folds,
                                                         run_prediction)
 from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,8 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
                             checkpoint_name: str = DEFAULT_CHECKPOINT, step_size: float = 0.5,
                             use_mirroring: bool = True, device: Optional[torch.device] = None,
                             tolerance_mm: float = DEFAULT_TOLERANCE_MM, num_processes: int = default_num_processes,
-                            show_progress: bool = True) -> Dict:
+                            show_progress: bool = True, grounding: str = "auto",
+                            grounding_threshold: float = MATCH_THRESHOLD) -> Dict:
     """Predict the applicable prompts of ``prompt_set`` on ``images`` and score them; returns evaluate_folder's
     summary with ``left_out`` (entries whose targets the dataset lacks) and the ``prompt_report`` files added."""
     output_folder = Path(output_folder)
@@ -103,7 +105,7 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
     prompts = [entry["prompt"] for entry in applied["prompts"]]
     run = run_prediction(model_folder, output_folder / "predictions", images, prompts, folds=folds,
                    checkpoint_name=checkpoint_name, step_size=step_size, use_mirroring=use_mirroring, device=device,
-                   show_progress=show_progress)
+                   show_progress=show_progress, grounding=grounding, grounding_threshold=grounding_threshold)
     summary = evaluate_folder(reference_folder, output_folder / "predictions", dataset, output_folder / "metrics",
                               prompt_set=applied, tolerance_mm=tolerance_mm, num_processes=num_processes)
     write_json_atomic(output_folder / "unseen_set.json", {"source": source, "evaluated": applied, "left_out": left_out})
@@ -123,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-dj", default=None, help="dataset.json of the references (default: the model's)")
     add_prediction_arguments(parser)
+    add_grounding_arguments(parser)
     parser.add_argument("--tolerance-mm", type=float, default=DEFAULT_TOLERANCE_MM, help="NSD tolerance (mm)")
     parser.add_argument("-np", type=int, default=default_num_processes, help="evaluation worker processes")
     return parser
@@ -131,12 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
+    with exit_on_user_error("nnUNetv2_openvocab_eval_unseen"):
         summary = evaluate_unseen_prompts(args.m, args.i, args.ref, args.set, args.o, args.dj, parse_folds(args.f),
                                           args.chk, args.step_size, not args.disable_tta, torch.device(args.device),
-                                          args.tolerance_mm, args.np, not args.disable_progress_bar)
-    except USER_ERRORS as error:
-        sys.exit(f"nnUNetv2_openvocab_eval_unseen: error: {error}")
+                                          args.tolerance_mm, args.np, not args.disable_progress_bar, args.grounding,
+                                          args.grounding_threshold)
     print(markdown_tables(summary))
     if summary["left_out"]:
         print(f"Left out (targets not in this dataset): {[e.get('prompt') for e in summary['left_out']]}")

@@ -5,10 +5,11 @@ Output folder layout (``<slug>`` from ``prompt_file_name``)::
     <case>_<slug><ending>          binary uint8 mask per prompt, in the input's geometry (always)
     combined/<case><ending>        label map, value k = k-th prompt (``--combined``)
     combined/<case>.json           its legend with the overlap accounting (combined_map)
-    statistics/<case>.json         volume in ml and mean HU per prompt (``--statistics``)
+    statistics/<case>.json         volume in ml, mean HU and presence per prompt (``--statistics``)
     previews/<case>.png            axial and coronal overlays (``--preview``)
 
-Sub-folders keep the extra files from colliding with a prompt's mask name.
+Sub-folders keep the extra files from colliding with a prompt's mask name. Case names become file names, so
+``check_case_outputs`` refuses any that is not one plain file name or that makes an output name too long.
 """
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
-from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
 from nnunetv2_openvocab.inference.writers import write_segmentation
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.user_errors import UserError
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
 
@@ -57,6 +60,28 @@ def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], en
     return files
 
 
+class CaseNameError(UserError, ValueError):
+    """A case name that would write outside the output folder, hide its files, or exceed the file-name limit."""
+
+
+def check_case_outputs(case_id: str, prompts: Sequence[str], ending: str, options: OutputOptions,
+                       origin: str) -> None:
+    """Refuse ``case_id`` unless it is one plain path component (no separator, '..', NUL or leading dot) whose
+    longest output name, with the temporary-file suffix, fits the file-name limit."""
+    if (not case_id or case_id.startswith(".") or ".." in case_id
+            or any(character in case_id for character in ("/", "\\", "\0"))):
+        raise CaseNameError(f"Case name {case_id!r} (from {origin}) is not a plain file name: it must not contain "
+                            f"'/', '\\', '..' or NUL, nor start with '.'. Give the job a \"case\" such as "
+                            f"\"patient_7\", or rename the image.")
+    longest = max((path.name for path in expected_files(Path(), case_id, prompts, ending, options)),
+                  key=lambda name: len(name.encode("utf-8")))
+    excess = len(longest.encode("utf-8")) + TEMPORARY_NAME_OVERHEAD - MAX_FILE_NAME_BYTES
+    if excess > 0:
+        raise CaseNameError(f"Case name {case_id!r} (from {origin}) is too long: its output {longest!r} and its "
+                            f"temporary name would exceed the {MAX_FILE_NAME_BYTES}-byte file-name limit. Shorten "
+                            f"the case name by at least {excess} bytes (or shorten the prompt).")
+
+
 class CaseOutputWriter:
     """Receives the masks of one case in prompt order and writes each output as soon as it is complete."""
 
@@ -69,7 +94,7 @@ class CaseOutputWriter:
         self.statistics: Dict[str, Dict] = {}
         self.written: List[Path] = []
 
-    def add(self, prompt_index: int, mask: np.ndarray) -> None:
+    def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None) -> None:
         prompt = self.prompts[prompt_index]
         self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
         if self.options.needs_label_map:
@@ -77,6 +102,8 @@ class CaseOutputWriter:
             self.label_map.add(prompt_index, mask)
         if self.options.statistics:
             self.statistics[prompt] = mask_statistics(mask, self.image, self.properties["spacing"])
+            if presence is not None:
+                self.statistics[prompt].update(presence.to_dict())
 
     def finish(self) -> List[Path]:
         if self.options.combined:

@@ -9,11 +9,15 @@ Notebook use::
 
 Per image: nnU-Net's preprocessing (plans' reader, crop, normalisation, resampling), one sliding-window pass
 whose backbone serves every prompt (prompt_readout), then per prompt: logits -> original geometry -> mask
--> written and freed (original_geometry). Prompt embeddings are computed once per run, through the on-disk
+-> written and freed (original_geometry). Prompts are grounded first (grounding: a prompt the taxonomy
+resolves is answered with its training labels' queries, a union of them from the same pass), and each answer
+gets a presence status (presence). Embeddings: the canonical training prompts' come from the checkpoint
+(``head.default_embeddings``); others from an embedding bank (``use_embedding_bank``) or else the on-disk
 cache shared with training (the text encoder is loaded only for prompts never embedded before).
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,29 +29,37 @@ import torch
 from nnunetv2.utilities.helpers import dummy_context
 from tqdm import tqdm
 
-from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOptions, expected_files
-from nnunetv2_openvocab.inference.input_images import (check_case, find_cases, read_case,
+from nnunetv2_openvocab.inference.case_outputs import (CaseOutputWriter, OutputOptions, check_case_outputs,
+                                                       expected_files)
+from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
+from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
                                                       validate_prompts)
+from nnunetv2_openvocab.inference.presence import LogitSummary, Presence, presence
 from nnunetv2_openvocab.inference.prompt_readout import choose_readout
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
     write_prompt_report
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
-from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
+from nnunetv2_openvocab.output_folder import OutputFolderError, check_output_folder
+from nnunetv2_openvocab.text.embedding_bank import EmbeddingBank, load_embedding_bank
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 
 logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, sitk.Image, np.ndarray]
 SETTINGS_FILE = "prediction_settings.json"
+# settings that must agree for two runs to share one output folder (their cases and reports are merged)
+SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_size", "mirror_axes", "text_encoder")
 
 
 @dataclass
 class PredictionRun:
-    """What ``predict_from_files`` did: the prompt report, files written per case, cases skipped as done."""
+    """What ``predict_from_files`` did: the prompt report (with grounding and presence), files written per case,
+    cases skipped as done."""
 
     output_folder: Path
     report: PromptReport
@@ -56,18 +68,32 @@ class PredictionRun:
     skipped: List[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PromptAnswer:
+    """One prompt's mask in the input's array layout, with its presence figures."""
+
+    index: int
+    mask: np.ndarray
+    presence: Presence
+
+
 class OpenVocabPredictor:
     def __init__(self, tile_step_size: float = 0.5, use_mirroring: bool = True,
                  device: Optional[torch.device] = None, show_progress: bool = True,
-                 embedding_cache_root: Optional[Union[str, Path]] = None):
+                 embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
+                 grounding_threshold: float = MATCH_THRESHOLD):
         self.tile_step_size = tile_step_size
         self.use_mirroring = use_mirroring
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.show_progress = show_progress
         self.embedding_cache_root = embedding_cache_root
+        self.grounding, self.grounding_threshold = grounding, grounding_threshold
         self._model: Optional[TrainedModel] = None
         self._cache: Optional[PromptEmbeddingCache] = None
+        self._bank: Optional[EmbeddingBank] = None
         self._embeddings: Dict[str, torch.Tensor] = {}
+        self._groundings: Dict[str, Grounding] = {}
+        self._twin_queries: Dict[str, str] = {}
 
     # ---- model and prompts -------------------------------------------------------------------------------------
     def initialize_from_trained_model_folder(self, model_folder: Union[str, Path],
@@ -78,7 +104,18 @@ class OpenVocabPredictor:
         metadata = self._model.metadata
         self._cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"],
                                            self.embedding_cache_root)
-        self._embeddings = {}
+        # the canonical prompts' embeddings as trained: no text encoder needed for them
+        self._embeddings = dict(zip(self._model.canonical_prompts, self._model.network.head.default_embeddings.cpu()))
+        self._groundings, self._twin_queries = {}, {}
+        return self
+
+    def use_embedding_bank(self, path: Union[str, Path]) -> "OpenVocabPredictor":
+        """Take every embedding not stored in the checkpoint from a bank (text/embedding_bank.py): the text encoder is
+        then never loaded. Refuses a bank made with another encoder."""
+        bank = load_embedding_bank(path)
+        metadata = self.model.metadata
+        bank.check_encoder(metadata["text_encoder_fingerprint"], metadata["text_encoder"])
+        self._bank = bank
         return self
 
     @property
@@ -101,13 +138,25 @@ class OpenVocabPredictor:
         """(P, E) embeddings, computed once per prompt and predictor (disk cache shared with training)."""
         missing = [p for p in dict.fromkeys(prompts) if p not in self._embeddings]
         if missing:
-            self._embeddings.update(zip(missing, self.embedding_cache.embed(missing)))
+            source = self._bank if self._bank is not None else self.embedding_cache
+            self._embeddings.update(zip(missing, source.embed(missing)))
         return torch.stack([self._embeddings[p] for p in prompts])
+
+    def ground(self, prompts: Sequence[str]) -> List[Grounding]:
+        """How each prompt is answered (grounding), resolved once per prompt and predictor."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._groundings]
+        if missing:
+            metadata = self.model.metadata
+            grounder = PromptGrounder(metadata["label_names"], metadata["text_prompts"], self.embed,
+                                      match_threshold=self.grounding_threshold)
+            self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
+            self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
+        return [self._groundings[p] for p in prompts]
 
     def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
         metadata = self.model.metadata
         return build_prompt_report(prompts, metadata["text_prompts"], self.embed, metadata["text_encoder"],
-                                   far_threshold=far_threshold)
+                                   far_threshold=far_threshold, groundings=self.ground(prompts))
 
     # ---- one image ---------------------------------------------------------------------------------------------
     def _sliding_window(self, accumulation_dtype: torch.dtype) -> SlidingWindow:
@@ -146,14 +195,39 @@ class OpenVocabPredictor:
                                 prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
         """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
         the sliding window is done."""
+        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(preprocessed, properties,
+                                                                                           prompts))
+
+    def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict,
+                                  prompts: Sequence[str]) -> Iterator[PromptAnswer]:
+        """Each prompt's mask and presence, in prompt order. The grounded queries of all prompts share one
+        sliding-window pass; a query's mask is computed once and kept only until the last prompt using it."""
         model = self.model
-        readout = choose_readout(model.network, self.embed(prompts).to(self.device), len(model.folds))
+        groundings = self.ground(prompts)
+        answered = list(dict.fromkeys(q for g in groundings for q in g.queries))
+        twins = {q: self._twin_queries[q] for q in answered if q in self._twin_queries}  # empty under text grounding
+        queries = list(dict.fromkeys([*answered, *twins.values()]))
+        readout = choose_readout(model.network, self.embed(queries).to(self.device), len(model.folds))
         volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
         del preprocessed  # free it before the per-prompt exports
         geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
                                     volume.weights[volume.unpad].shape)
-        for index in range(len(prompts)):
-            yield index, geometry.mask(readout.prompt_logits(volume, index))
+        query_index = {q: i for i, q in enumerate(queries)}
+        last_use = {q: i for i, g in enumerate(groundings) for q in g.queries}
+        computed: Dict[str, Tuple[np.ndarray, LogitSummary]] = {}
+        for index, grounding in enumerate(groundings):
+            for query in grounding.queries:
+                if query not in computed:
+                    logits = readout.prompt_logits(volume, query_index[query])
+                    if query in twins:  # cede voxels where the other side's twin scores higher
+                        logits = torch.minimum(logits, logits - readout.prompt_logits(volume, query_index[twins[query]]))
+                    computed[query] = geometry.mask(logits), LogitSummary.of(logits)
+            parts = [computed[q] for q in grounding.queries]
+            mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _ in parts]).astype(np.uint8)
+            yield PromptAnswer(index, mask, presence(int(np.count_nonzero(mask)), [s for _, s in parts]))
+            for query in grounding.queries:
+                if last_use[query] == index:
+                    del computed[query]
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:
@@ -167,12 +241,16 @@ class OpenVocabPredictor:
 
     def _image_arrays(self, image: ImageInput, properties: Optional[dict]) -> Tuple[np.ndarray, dict]:
         if isinstance(image, sitk.Image):
-            return sitk_image_to_case_arrays(image)
+            data, properties = sitk_image_to_case_arrays(image)
+            check_voxel_values(data, "the given SimpleITK image")
+            return data, properties
         if isinstance(image, np.ndarray):
             if properties is None or "spacing" not in properties:
                 raise ValueError("An array input needs properties={'spacing': [...]} (per array axis, as nnU-Net's "
                                  "readers return them).")
-            return (image[None] if image.ndim == 3 else image), dict(properties)
+            data = image[None] if image.ndim == 3 else image
+            check_voxel_values(data, "the given array")
+            return data, dict(properties)
         cases = find_cases(image, self.model.dataset_json["file_ending"])
         if len(cases) != 1:
             raise ValueError(f"{image} holds {len(cases)} cases; predict_single_image takes one image.")
@@ -199,38 +277,50 @@ class OpenVocabPredictor:
                            far_threshold: float = FAR_THRESHOLD) -> PredictionRun:
         """Predict every case of ``inputs`` (or of ``prompts_file``) into ``output_folder``.
 
-        All inputs are checked and all prompts embedded before the first file is written, so a bad input or a
-        missing text encoder leaves no output behind. ``skip_existing`` skips cases whose outputs all exist."""
+        All inputs, case names and the output folder are checked and all prompts embedded before the first file
+        is written, so a bad input or a missing text encoder leaves no output behind. ``skip_existing`` skips
+        cases whose outputs all exist and are complete. A folder that already holds predictions of the same
+        model keeps them: ``prediction_settings.json`` and the prompt report then cover every run's cases."""
+        output_folder = check_output_folder(output_folder, "-o", inputs)
         jobs = self.make_jobs(inputs, prompts, prompts_file)
-        prompts_of_run = all_prompts(jobs)
-        self.embed(prompts_of_run)
-        output_folder = Path(output_folder)
-        report = self.prompt_report(prompts_of_run, far_threshold)
-        run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
-        write_json_atomic(output_folder / SETTINGS_FILE, self._settings(jobs, options))
         file_ending = self.model.dataset_json["file_ending"]
+        for job in jobs:
+            check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
+                               ", ".join(map(str, job.case.sources)))
+        settings = _merged_settings(output_folder / SETTINGS_FILE, self._settings(jobs, options))
+        prompts_of_run = all_prompts(jobs)
+        self.embed([q for g in self.ground(prompts_of_run) for q in g.queries])
+        report = self.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
+                                                       for p in case["prompts"])), far_threshold)
+        run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
+        write_json_atomic(output_folder / SETTINGS_FILE, settings)
         for job in tqdm(jobs, desc="Cases", unit="case", disable=not self.show_progress):
             ending = job.case.output_ending(file_ending)
-            if skip_existing and all(p.is_file() for p in expected_files(output_folder, job.case.case_id,
-                                                                          job.prompts, ending, options)):
+            if skip_existing and all(is_complete_file(p) for p in expected_files(output_folder, job.case.case_id,
+                                                                                  job.prompts, ending, options)):
                 run.skipped.append(job.case.case_id)
                 continue
-            run.written[job.case.case_id] = self._predict_case(job, output_folder, ending, options)
+            run.written[job.case.case_id], report.presence[job.case.case_id] = \
+                self._predict_case(job, output_folder, ending, options)
+        run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
         return run
 
-    def _predict_case(self, job: PredictionJob, output_folder: Path, ending: str, options: OutputOptions) -> List[Path]:
+    def _predict_case(self, job: PredictionJob, output_folder: Path, ending: str,
+                      options: OutputOptions) -> Tuple[List[Path], Dict[str, Presence]]:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
         data, properties = read_case(job.case, plans_reader_writer)
         image = data[0] if options.needs_image else None
         preprocessed = self.preprocess(data, properties)
         del data  # only the preprocessed copy (and the first channel, if needed) stays in memory
-        masks = self.masks_from_preprocessed(preprocessed, properties, job.prompts)
+        answers = self.answers_from_preprocessed(preprocessed, properties, job.prompts)
         del preprocessed
         writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
                                   reader_writer_for(job.case, plans_reader_writer), properties, options, image)
-        for index, mask in masks:
-            writer.add(index, mask)
-        return writer.finish()
+        found: Dict[str, Presence] = {}
+        for answer in answers:
+            found[job.prompts[answer.index]] = answer.presence
+            writer.add(answer.index, answer.mask, answer.presence)
+        return writer.finish(), found
 
     def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
         model = self.model
@@ -238,6 +328,26 @@ class OpenVocabPredictor:
                 "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
                 "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
                 "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
+                "grounding": self.grounding, "grounding_threshold": self.grounding_threshold,
+                "embedding_bank": str(self._bank.path) if self._bank is not None else None,
                 "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
                           for job in jobs}}
+
+
+def _merged_settings(path: Path, settings: dict) -> dict:
+    """``settings`` plus the cases of an earlier run recorded in ``path``; refuses a folder that holds the
+    predictions of another model or other sliding-window settings."""
+    if not path.is_file():
+        return settings
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        differing = [key for key in SHARED_SETTINGS if previous[key] != settings[key]]
+        previous_cases = dict(previous["cases"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputFolderError(f"{path} is damaged ({error!r}); delete it (the masks stay usable) or predict into "
+                                f"a new -o.") from None
+    if differing:
+        raise OutputFolderError(f"{path.parent} holds predictions made with other settings ({', '.join(differing)} "
+                                f"differ, see {path}). Predict into a new -o, or empty that folder.")
+    return {**settings, "cases": {**previous_cases, **settings["cases"]}}

@@ -20,6 +20,7 @@ from nnunetv2_openvocab.planning.stunet_planner import PAPER_TARGET_SPACING, STU
 from nnunetv2_openvocab.prompts.check_dataset_entry import raw_dataset_folder
 from nnunetv2_openvocab.prompts.validation import require_valid_dataset
 from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 
 PRESET_FLAGS = {"stunet": "--stunet", "isotropic": "--isotropic-1.5mm", "text_encoder": "--text-encoder"}
@@ -55,6 +56,7 @@ def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullr
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(
+        prog="nnUNetv2_openvocab_plan_and_preprocess",
         description="Fingerprint, plan (STUNet) and preprocess datasets for nnUNetTrainerOpenVocab / nnUNetTrainer.",
         epilog="Example: nnUNetv2_openvocab_plan_and_preprocess -d 501 -c 3d_fullres --preset paper\n"
                "(= --stunet L --isotropic-1.5mm --text-encoder FremyCompany/BioLORD-2023)\n"
@@ -89,10 +91,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             print(line)
     fill_defaults(args, {"stunet": "B", "isotropic": False, "text_encoder": DEFAULT_TEXT_ENCODER})
     for dataset in args.d:
-        identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder, args.pretrained,
-                                         args.isotropic, args.patch_size, args.np, args.verify_dataset_integrity,
-                                         args.clean, args.gpu_memory_target, args.overwrite_plans_name, args.verbose,
-                                         not args.no_pbar)
+        with exit_on_user_error(parser.prog, traceback=args.verbose):
+            identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder,
+                                             args.pretrained, args.isotropic, args.patch_size, args.np,
+                                             args.verify_dataset_integrity, args.clean, args.gpu_memory_target,
+                                             args.overwrite_plans_name, args.verbose, not args.no_pbar)
         print(f"Plans written: {identifier}")
 
 

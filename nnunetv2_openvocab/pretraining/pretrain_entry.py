@@ -8,6 +8,7 @@ import os
 from typing import Optional, Type
 
 from nnunetv2_openvocab.paper_presets import PRETRAIN_PRESETS, apply_preset
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 from nnunetv2_openvocab.pretraining.config import (
     LOSS_CHOICES, REPORT_SECTIONS, PreprocessingConfig, TrainConfig, config_from_dict, config_to_dict, load_config)
 
@@ -148,6 +149,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     if getattr(args, "preset", None):
         _apply_preset(args)
+    with exit_on_user_error("nnUNetv2_openvocab_pretrain"):
+        _run_stage(args)
+
+
+def _run_stage(args: argparse.Namespace) -> None:
     preprocessing = (_config(PreprocessingConfig, args.preprocessing_config, args)
                      if args.stage != "export" else None)
     if args.stage == "cache-features":
