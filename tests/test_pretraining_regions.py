@@ -85,6 +85,7 @@ def test_random_encoder_and_region_alignment_refuse_unusable_settings(tmp_path, 
     manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "r", "captions": []}) + "\n"
                                 for i in range(2)))
     (tmp_path / "plans.json").write_text("{}")
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(SystemExit) as exit_info:  # one line on stderr, exit status 1
         main(["train", "--manifest", str(manifest), "--out", str(tmp_path / "run"),
               "--plans", str(tmp_path / "plans.json"), "--val-fraction", "0", *flags])
+    assert message in str(exit_info.value)
