@@ -12,7 +12,8 @@ from nnunetv2_openvocab.prompts.taxonomy import DATA_DIR, DEFAULT_TAXONOMY_PATH,
 from test_conversion_support import SHARED_DATA, TOTALSEG
 
 RADLEX = SHARED_DATA / "radlex" / "oidm_anatomic_locations_noembed.json"
-EXPECTED_TABLES = {"totalsegmentator_v2", "msd_liver", "msd_lung", "msd_pancreas", "msd_hepaticvessel", "msd_colon",
+EXPECTED_TABLES = {"totalsegmentator_v2", "totalsegmentator_v1", "msd_liver", "msd_lung", "msd_pancreas",
+                   "msd_hepaticvessel", "msd_colon",
                    "kits23", "btcv", "btcv_cervix", "amos22", "flare22", "segthor", "segrap2023_oar",
                    "segrap2023_gtv", "covid19"}
 

@@ -1,4 +1,4 @@
-"""Unseen-prompt sets: the shipped files (paper Tables VI/VII on TotalSegmentator v2) and their generation."""
+"""Unseen-prompt sets: the shipped files (paper Tables VI/VII on TotalSegmentator v2 and v1) and their generation."""
 from __future__ import annotations
 
 import pytest
@@ -9,6 +9,12 @@ from dataset_conversion.unseen_sets import (load_unseen_set, shipped_sets, spec_
                                             training_prompts)
 
 TOTALSEG_LABELS = list(load_label_table("totalsegmentator_v2").labels)
+TOTALSEG_V1_LABELS = list(load_label_table("totalsegmentator_v1").labels)
+PAPER_TABLE_VI = ["left lung", "right lung", "left and right lung", "left heart", "right heart",
+                  "left and right kidney", "left and right adrenal gland", "heart", "left ribs", "right ribs", "trachea and esophagus",
+                  "left gluteus", "right gluteus", "cervical vertebrae", "lumbar vertebrae", "thoracic vertebrae",
+                  "veins", "arteries"]
+PAPER_TABLE_VII = ["renal organs", "hepatic system", "heart muscle", "aortic vessel", "cerebrum", "small intestine"]
 
 
 def by_prompt(unseen):
@@ -20,14 +26,18 @@ def test_shipped_files_match_the_generator():
         assert load_unseen_set(unseen["name"]) == unseen
 
 
-@pytest.mark.parametrize("name", ["totalsegmentator_merged", "totalsegmentator_synonyms", "totalsegmentator_taxonomy"])
-def test_shipped_sets_have_the_evaluation_format(name):
+@pytest.mark.parametrize("name, labels", [("totalsegmentator_merged", TOTALSEG_LABELS),
+                                          ("totalsegmentator_synonyms", TOTALSEG_LABELS),
+                                          ("totalsegmentator_taxonomy", TOTALSEG_LABELS),
+                                          ("totalsegmentator_v1_merged", TOTALSEG_V1_LABELS),
+                                          ("totalsegmentator_v1_synonyms", TOTALSEG_V1_LABELS)])
+def test_shipped_sets_have_the_evaluation_format(name, labels):
     unseen = load_unseen_set(name)
     assert set(unseen) == {"name", "description", "prompts"} and unseen["name"] == name
-    seen = training_prompts(TOTALSEG_LABELS, load_taxonomy())
+    seen = training_prompts(labels, load_taxonomy())
     for entry in unseen["prompts"]:
         assert set(entry) == {"prompt", "targets", "kind"} and entry["kind"] in ("merged", "synonym")
-        assert entry["targets"] and set(entry["targets"]) <= set(TOTALSEG_LABELS)
+        assert entry["targets"] and set(entry["targets"]) <= set(labels)
         assert entry["prompt"].lower() not in seen
 
 
@@ -60,6 +70,24 @@ def test_heart_entries_resolve_on_totalsegmentator_v1_style_labels():
     assert len(merged["heart"]["targets"]) == 5
     synonyms = by_prompt(spec_unseen_set("totalsegmentator_synonyms", v1_like))
     assert synonyms["heart muscle"]["targets"] == ["heart_myocardium"]
+
+
+def test_v1_sets_hold_every_prompt_of_tables_vi_and_vii():
+    """On v1's 104 classes (the paper's protocol) nothing is left out: heart chambers are labels there."""
+    merged = by_prompt(load_unseen_set("totalsegmentator_v1_merged"))
+    assert list(merged) == PAPER_TABLE_VI
+    assert set(merged["heart"]["targets"]) == {"heart_myocardium", "heart_atrium_left", "heart_atrium_right",
+                                               "heart_ventricle_left", "heart_ventricle_right"}
+    assert set(merged["right heart"]["targets"]) == {"heart_atrium_right", "heart_ventricle_right"}
+    synonyms = by_prompt(load_unseen_set("totalsegmentator_v1_synonyms"))
+    assert list(synonyms) == PAPER_TABLE_VII
+    assert synonyms["heart muscle"]["targets"] == ["heart_myocardium"]
+
+
+def test_taxonomy_covers_every_v1_class_name():
+    taxonomy = load_taxonomy()
+    assert len(TOTALSEG_V1_LABELS) == 104 and all(name in taxonomy for name in TOTALSEG_V1_LABELS)
+    assert taxonomy.prompts_for("face")[0] == "face"
 
 
 def test_taxonomy_set_for_another_dataset():

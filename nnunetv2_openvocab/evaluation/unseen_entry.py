@@ -4,7 +4,8 @@ A set (the prompt-set format of ``prompt_sets``) lists prompts never used in tra
 union of training labels: ``{"name", "description", "prompts": [{"prompt", "targets", "kind"}]}``. Shipped
 sets live in dataset_conversion/data/unseen_prompts and are addressed by name (``dataset_conversion.unseen_sets``):
 ``example`` (the demo dataset's labels), ``totalsegmentator_merged``, ``totalsegmentator_synonyms``,
-``totalsegmentator_taxonomy``; any other value is a JSON file path.
+``totalsegmentator_taxonomy`` on v2 labels, ``totalsegmentator_v1_merged``, ``totalsegmentator_v1_synonyms`` on
+v1's 104 classes (the paper's protocol); any other value is a JSON file path.
 Entries whose targets are not all labels of the evaluated dataset are left out and listed.
 
 Output folder: ``predictions/`` (masks, prompt report), ``metrics/`` (evaluate_folder's CSV, JSON, markdown,
