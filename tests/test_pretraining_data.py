@@ -86,3 +86,22 @@ def test_configs_round_trip_through_json_and_reject_unknown_fields(tmp_path):
     (tmp_path / "typo.json").write_text(json.dumps({"bach_size": 4}))
     with pytest.raises(ValueError, match="unknown field.*bach_size"):
         load_config(TrainConfig, tmp_path / "typo.json")
+
+
+def test_mgcl_refuses_a_manifest_without_captions_and_clip_accepts_it(tmp_path, capsys):
+    """The CT-RATE converter writes no captions: MGCL must not quietly become CLIP on such a manifest."""
+    from nnunetv2_openvocab.pretraining.pretrain_entry import main
+
+    manifest = tmp_path / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "Findings: normal.", "captions": []})
+                                + "\n" for i in range(2)))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--manifest", str(manifest), "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "none")])
+    assert exit_info.value.code not in (0, None)
+    said = str(exit_info.value) + capsys.readouterr().err
+    assert "no entry has captions" in said and "--loss clip" in said and "Traceback" not in said
+    records = [ManifestEntry("v.nii.gz", "r", (), "v")]
+    from nnunetv2_openvocab.pretraining.manifest import require_captions_for_mgcl
+    require_captions_for_mgcl(records, "clip", manifest)  # CLIP needs no captions
+    with pytest.raises(ValueError, match="no entry has captions"):
+        require_captions_for_mgcl(records, "mgcl", manifest)

@@ -82,7 +82,7 @@ def test_random_encoder_and_region_alignment_refuse_unusable_settings(tmp_path, 
     from nnunetv2_openvocab.pretraining.pretrain_entry import main
 
     manifest = tmp_path / "manifest.jsonl"
-    manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "r", "captions": []}) + "\n"
+    manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "r", "captions": ["c"]}) + "\n"
                                 for i in range(2)))
     (tmp_path / "plans.json").write_text("{}")
     with pytest.raises(SystemExit) as exit_info:  # one line on stderr, exit status 1

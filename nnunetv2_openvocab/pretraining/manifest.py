@@ -96,6 +96,13 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
 FINDINGS_SECTION = re.compile(r"(?:^|\n)\s*findings:[ \t]*(.*?)(?=\n\s*impression:|\Z)", re.IGNORECASE | re.DOTALL)
 
 
+def require_captions_for_mgcl(entries: Sequence[ManifestEntry], loss: str, manifest: str | Path) -> None:
+    """Refuse MGCL on a manifest without any caption: it would train as plain CLIP without saying so."""
+    if loss == "mgcl" and not any(entry.captions for entry in entries):
+        raise ValueError(f"{manifest}: no entry has captions, so the MGCL loss would silently train as CLIP. "
+                         f"Curate captions first (nnUNetv2_openvocab_curate_captions) or pass --loss clip.")
+
+
 def findings_section(report: str) -> str:
     """The text of the report's "Findings:" section; the whole report when it has none (or it is empty)."""
     match = FINDINGS_SECTION.search(report)

@@ -30,7 +30,7 @@ from nnunetv2_openvocab.pretraining.image_encoder import lock
 from nnunetv2_openvocab.pretraining.image_side import ImageSide, cached_image_side, on_the_fly_image_side
 from nnunetv2_openvocab.pretraining.loss import build_loss
 from nnunetv2_openvocab.pretraining.manifest import (
-    ManifestEntry, read_manifest, split_train_validation, with_report_section)
+    ManifestEntry, read_manifest, require_captions_for_mgcl, split_train_validation, with_report_section)
 from nnunetv2_openvocab.pretraining.model import ContrastiveModel, forward_backward
 from nnunetv2_openvocab.pretraining.optimization import build_optimizer, warmup_cosine_schedule
 from nnunetv2_openvocab.pretraining.retrieval import retrieval_recall
@@ -234,6 +234,7 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
     out = Path(out)
     config = _settle_config(out, config, resume)
     entries = with_report_section(read_manifest(manifest), config.report_section)
+    require_captions_for_mgcl(entries, config.loss, manifest)
     train_entries, validation = split_train_validation(entries, config.val_fraction)
     image_side = _image_side(config, cache, encoder_checkpoint, plans, configuration, preprocessing,
                              train_entries, validation, random_image_encoder)
