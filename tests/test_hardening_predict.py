@@ -89,8 +89,10 @@ def test_file_size_limit_exits_non_zero_and_a_rerun_completes(trained_openvocab_
     assert min(len(reference[p]) for p in masks) > limit  # the limit lets the reports through, not the masks
 
     # an empty cache under a 1 KiB limit: the first embedding entry cannot be written, and none lands truncated
+    # (a prompt outside the training prompts, whose embedding is not stored in the checkpoint)
     empty_cache = tmp_path / "empty_cache"
-    result = run_with_file_size_limit(model, 1024, empty_cache, *arguments, "-o", str(tmp_path / "tiny"))
+    result = run_with_file_size_limit(model, 1024, empty_cache, "-i", str(slab), "--prompts", "banana",
+                                      "-o", str(tmp_path / "tiny"))
     assert result.returncode == 1 and ".npy" in one_line_error(result.stderr, PROGRAM)
     assert not [p for p in empty_cache.rglob("*") if p.is_file()]
 

@@ -72,6 +72,7 @@ class PromptGrounder:
         self.taxonomy = taxonomy or load_taxonomy()
         self.embed, self.match_threshold = embed, match_threshold
         self.canonical = {label: text_prompts[label][0] for label in label_names}
+        self.label_order = {label: index for index, label in enumerate(label_names)}
         self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
                              if (twin := side_twin(label, label_names)) is not None}
         self.training_prompt_labels = {normalise(text): label for label in label_names for text in text_prompts[label]}
@@ -169,6 +170,7 @@ class PromptGrounder:
                     if side and OPPOSITE[side] in (side_of(label), side_of(self.canonical[label]))]
         if crossing:  # never answer a sided prompt with the other side's labels
             return self._text(prompt, structure, f"{why}; it would use {crossing} of the other side")
+        labels = sorted(labels, key=self.label_order.__getitem__)  # the model's label order, whatever the taxonomy's
         route = LABEL if len(labels) == 1 else UNION
         return Grounding(prompt, route, tuple(labels), tuple(self.canonical[label] for label in labels), structure,
                          why)
