@@ -9,13 +9,16 @@ Notebook use::
 
 Per image: nnU-Net's preprocessing (plans' reader, crop, normalisation, resampling), one sliding-window pass
 whose backbone serves every prompt (prompt_readout), then per prompt: logits -> original geometry -> mask
--> written and freed (original_geometry). Prompt embeddings are computed once per run, through the on-disk
-cache shared with training (the text encoder is loaded only for prompts never embedded before).
+(and, with ``save_probabilities``, its float16 probability map) -> written and freed (original_geometry).
+Prompt embeddings are computed once per run, through the on-disk cache shared with training (the text encoder
+is loaded only for prompts never embedded before). ``predict_from_files`` takes nnU-Net's scale-out options:
+one part of the cases (case_parts) and background preprocessing/export processes (background_workers).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -23,9 +26,13 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from tqdm import tqdm
 
-from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOptions, expected_files
+from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
+from nnunetv2_openvocab.inference.case_outputs import DICOM_SEG, CaseOutputWriter, OutputOptions, expected_files
+from nnunetv2_openvocab.inference.case_parts import CasePart
+from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
 from nnunetv2_openvocab.inference.input_images import (check_case, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
@@ -43,6 +50,48 @@ logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, sitk.Image, np.ndarray]
 SETTINGS_FILE = "prediction_settings.json"
+
+
+@dataclass
+class PromptOutput:
+    """One prompt's results in the input's array layout: uint8 mask, and float16 probabilities if asked for."""
+
+    index: int
+    mask: np.ndarray
+    probabilities: Optional[np.ndarray] = None
+
+
+@dataclass
+class PreprocessedCase:
+    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews)."""
+
+    data: Optional[np.ndarray]
+    properties: dict
+    image: Optional[np.ndarray] = None
+
+    def take_data(self) -> np.ndarray:
+        """Hand the preprocessed array over (this object keeps no reference), so it can be freed early."""
+        data, self.data = self.data, None
+        return data
+
+
+def preprocess_array(data: np.ndarray, properties: dict, plans_manager: PlansManager,
+                     configuration_manager: ConfigurationManager, dataset_json: dict) -> np.ndarray:
+    """nnU-Net's preprocessing of (C, *spatial) ``data``; adds the crop/resampling record to ``properties``."""
+    preprocessor = configuration_manager.preprocessor_class(verbose=False)
+    preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, plans_manager, configuration_manager,
+                                                   dataset_json)
+    return preprocessed
+
+
+def read_and_preprocess(job: PredictionJob, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                        dataset_json: dict, keep_image: bool) -> PreprocessedCase:
+    """Read and preprocess one job's image (module level: it also runs in background processes, which get the
+    plans but not the network weights)."""
+    data, properties = read_case(job.case, plans_manager.image_reader_writer_class)
+    image = data[0] if keep_image else None
+    return PreprocessedCase(preprocess_array(data, properties, plans_manager, configuration_manager, dataset_json),
+                            properties, image)
 
 
 @dataclass
@@ -130,10 +179,7 @@ class OpenVocabPredictor:
     def preprocess(self, data: np.ndarray, properties: dict) -> np.ndarray:
         """nnU-Net's preprocessing of (C, *spatial) ``data``; adds the crop/resampling record to ``properties``."""
         model = self.model
-        preprocessor = model.configuration_manager.preprocessor_class(verbose=False)
-        preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, model.plans_manager,
-                                                       model.configuration_manager, model.dataset_json)
-        return preprocessed
+        return preprocess_array(data, properties, model.plans_manager, model.configuration_manager, model.dataset_json)
 
     def iter_masks(self, data: np.ndarray, properties: dict,
                    prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
@@ -146,6 +192,12 @@ class OpenVocabPredictor:
                                 prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
         """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
         the sliding window is done."""
+        return ((output.index, output.mask) for output in self.prompt_outputs(preprocessed, properties, prompts))
+
+    def prompt_outputs(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
+                       probabilities: bool = False) -> Iterator[PromptOutput]:
+        """``masks_from_preprocessed`` with, on request, each prompt's float16 probability map (one prompt at a
+        time: never a prompts x volume buffer)."""
         model = self.model
         readout = choose_readout(model.network, self.embed(prompts).to(self.device), len(model.folds))
         volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
@@ -153,7 +205,9 @@ class OpenVocabPredictor:
         geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
                                     volume.weights[volume.unpad].shape)
         for index in range(len(prompts)):
-            yield index, geometry.mask(readout.prompt_logits(volume, index))
+            logits = readout.prompt_logits(volume, index)
+            yield PromptOutput(index, geometry.mask(logits), geometry.probabilities(logits) if probabilities else None)
+            del logits
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:
@@ -196,12 +250,18 @@ class OpenVocabPredictor:
     def predict_from_files(self, inputs: Optional[Union[str, Path]], output_folder: Union[str, Path],
                            prompts: Optional[Sequence[str]] = None, prompts_file: Optional[Union[str, Path]] = None,
                            options: OutputOptions = OutputOptions(), skip_existing: bool = False,
-                           far_threshold: float = FAR_THRESHOLD) -> PredictionRun:
+                           far_threshold: float = FAR_THRESHOLD, part: CasePart = CasePart(),
+                           workers: Workers = Workers()) -> PredictionRun:
         """Predict every case of ``inputs`` (or of ``prompts_file``) into ``output_folder``.
 
         All inputs are checked and all prompts embedded before the first file is written, so a bad input or a
-        missing text encoder leaves no output behind. ``skip_existing`` skips cases whose outputs all exist."""
+        missing text encoder leaves no output behind. ``skip_existing`` skips cases whose outputs all exist.
+        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the prompt report and settings file
+        cover all cases, so every part writes the same ones); ``workers`` preprocess and export in background
+        processes (nnU-Net's -npp/-nps)."""
         jobs = self.make_jobs(inputs, prompts, prompts_file)
+        if options.output_type == DICOM_SEG:
+            check_dicom_seg_inputs([job.case for job in jobs])
         prompts_of_run = all_prompts(jobs)
         self.embed(prompts_of_run)
         output_folder = Path(output_folder)
@@ -209,27 +269,40 @@ class OpenVocabPredictor:
         run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
         write_json_atomic(output_folder / SETTINGS_FILE, self._settings(jobs, options))
         file_ending = self.model.dataset_json["file_ending"]
-        for job in tqdm(jobs, desc="Cases", unit="case", disable=not self.show_progress):
+        todo = []
+        for job in part.select(jobs):
             ending = job.case.output_ending(file_ending)
             if skip_existing and all(p.is_file() for p in expected_files(output_folder, job.case.case_id,
                                                                           job.prompts, ending, options)):
                 run.skipped.append(job.case.case_id)
-                continue
-            run.written[job.case.case_id] = self._predict_case(job, output_folder, ending, options)
+            else:
+                todo.append(job)
+        logger.info("Part %d of %d (counted from 0): %d of %d cases, %d already done", part.part_id, part.num_parts,
+                    len(todo) + len(run.skipped), len(jobs), len(run.skipped))
+        model = self.model
+        load = partial(read_and_preprocess, plans_manager=model.plans_manager,
+                       configuration_manager=model.configuration_manager, dataset_json=model.dataset_json,
+                       keep_image=options.needs_image)
+        with ExportQueue(workers.export) as export:
+            for job, case in tqdm(prefetched(todo, load, workers.preprocessing), total=len(todo), desc="Cases",
+                                  unit="case", disable=not self.show_progress):
+                run.written[job.case.case_id] = self._predict_case(job, case, output_folder,
+                                                                   job.case.output_ending(file_ending), options, export)
         return run
 
-    def _predict_case(self, job: PredictionJob, output_folder: Path, ending: str, options: OutputOptions) -> List[Path]:
+    def _predict_case(self, job: PredictionJob, case: PreprocessedCase, output_folder: Path, ending: str,
+                      options: OutputOptions, export: ExportQueue) -> List[Path]:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
-        data, properties = read_case(job.case, plans_reader_writer)
-        image = data[0] if options.needs_image else None
-        preprocessed = self.preprocess(data, properties)
-        del data  # only the preprocessed copy (and the first channel, if needed) stays in memory
-        masks = self.masks_from_preprocessed(preprocessed, properties, job.prompts)
-        del preprocessed
+        outputs = self.prompt_outputs(case.take_data(), case.properties, job.prompts, options.save_probabilities)
+        dicom_seg = None
+        if options.output_type == DICOM_SEG:
+            dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
+                                       output_folder / f"{job.case.case_id}{DICOM_SEG_ENDING}", self.model.folder.name)
         writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
-                                  reader_writer_for(job.case, plans_reader_writer), properties, options, image)
-        for index, mask in masks:
-            writer.add(index, mask)
+                                  reader_writer_for(job.case, plans_reader_writer), case.properties, options,
+                                  case.image, dicom_seg, export)
+        for output in outputs:
+            writer.add(output.index, output.mask, output.probabilities)
         return writer.finish()
 
     def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
@@ -238,6 +311,7 @@ class OpenVocabPredictor:
                 "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
                 "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
                 "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
-                "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview},
+                "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,
+                            "save_probabilities": options.save_probabilities, "output_type": options.output_type},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
                           for job in jobs}}
