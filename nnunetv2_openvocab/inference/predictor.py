@@ -207,7 +207,6 @@ class OpenVocabPredictor:
         for index in range(len(prompts)):
             logits = readout.prompt_logits(volume, index)
             yield PromptOutput(index, geometry.mask(logits), geometry.probabilities(logits) if probabilities else None)
-            del logits
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:
@@ -284,7 +283,9 @@ class OpenVocabPredictor:
                        configuration_manager=model.configuration_manager, dataset_json=model.dataset_json,
                        keep_image=options.needs_image)
         with ExportQueue(workers.export) as export:
-            for job, case in tqdm(prefetched(todo, load, workers.preprocessing), total=len(todo), desc="Cases",
+            # the first case has nothing to overlap with: a single case is read in this process
+            preprocessing_processes = min(workers.preprocessing, max(len(todo) - 1, 0))
+            for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
                                   unit="case", disable=not self.show_progress):
                 run.written[job.case.case_id] = self._predict_case(job, case, output_folder,
                                                                    job.case.output_ending(file_ending), options, export)
