@@ -16,7 +16,7 @@ classes (N + 1 output channels with background).
       bare forward passes ``network(tile, N embeddings)`` of the same tiles, at 3 mm and 1 mm. Goal <= 1.25.
 
 Usage: python benchmarks/bench_inference.py [--model-folder DIR] [--checkpoint checkpoint_best.pth] [--repeats 3]
-       [--parts a b c] [--prompts 117] [--rss-spacing 1.5] [--probabilities]
+       [--parts a b c] [--images 3mm 1mm] [--prompts 117] [--rss-spacing 1.5] [--probabilities]
        (--parts: a subset of the three measurements). Shared cores make single runs noisy (the same run varies by
        up to 1.5x here), so (a) alternates 1 and N prompts --repeats times and prints every run, the ratio of the
        best runs and the median of the paired ratios. The stock predictor's peak grows with N x the original
@@ -171,6 +171,8 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=["a", "b", "c"], default=["a", "b", "c"])
     parser.add_argument("--prompts", type=int, default=NUM_PROMPTS, choices=sorted(GOALS),
                         help="number of prompts (= stock classes), default %(default)s")
+    parser.add_argument("--images", nargs="+", choices=["3mm", "1mm"], default=["3mm", "1mm"],
+                        help="inputs of (a) and (c), default both")
     parser.add_argument("--rss-spacing", type=float, default=1.0, help="input spacing (mm) of (b), default 1")
     parser.add_argument("--probabilities", action="store_true", help="(b) also with save_probabilities")
     parser.add_argument("--child", choices=["ours", "ours_probabilities", "stock"], help=argparse.SUPPRESS)
@@ -194,7 +196,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         images = {"3 mm": EXAMPLE_CT, "1 mm": resampled_ct(folder)}
-        for name, image in images.items() if "a" in args.parts else ():
+        chosen = {name: image for name, image in images.items() if name.replace(" ", "") in args.images}
+        for name, image in chosen.items() if "a" in args.parts else ():
             ones, manys = ratio_many_over_1(predictor, image, prompts, args.repeats)
             one, many = min(ones), min(manys)
             paired = statistics.median(m / o for o, m in zip(ones, manys))
@@ -203,7 +206,7 @@ def main() -> None:
                   f"ratio {many / one:.3f}; median of the {args.repeats} paired ratios {paired:.3f} (goal <= {goal}; "
                   f"{count} single-prompt runs would take {count * one:.0f} s); all runs: 1 prompt "
                   f"{', '.join(f'{t:.1f}' for t in ones)}, {count} prompts {', '.join(f'{t:.1f}' for t in manys)}")
-        for name, image in images.items() if "c" in args.parts else ():
+        for name, image in chosen.items() if "c" in args.parts else ():
             for n in (1, count):
                 ours, forward, tiles = sliding_window_overhead(predictor, image, prompts[:n],
                                                                folder / f"masks_{name[0]}_{n}")
