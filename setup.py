@@ -48,6 +48,7 @@ setup(
             "nnUNetv2_openvocab_predict = nnunetv2_openvocab.inference.predict_entry:main",
             "nnUNetv2_openvocab_evaluate = nnunetv2_openvocab.evaluation.evaluate_entry:main",
             "nnUNetv2_openvocab_eval_unseen = nnunetv2_openvocab.evaluation.unseen_entry:main",
+            "nnUNetv2_openvocab_compare = nnunetv2_openvocab.evaluation.compare_entry:main",
             "nnUNetv2_openvocab_demo = nnunetv2_openvocab.demo:main",
             "nnUNetv2_openvocab_pretrain = nnunetv2_openvocab.pretraining.pretrain_entry:main",
             "nnUNetv2_openvocab_convert = dataset_conversion.convert_entry:main",

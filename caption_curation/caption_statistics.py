@@ -4,7 +4,8 @@ Keys: ``reports``, ``failed_reports``, ``reports_without_kept_captions``, ``capt
 (``before_filter`` / ``after_filter``: mean, median, min, max and a histogram {count: reports},
 over the reports that did not fail), ``filter_keep_rate``, ``top_captions`` (``caption``,
 ``count``; captions compared case- and full-stop-insensitively) and ``top_organs`` (``organ``,
-``captions``: kept captions naming it, ``fraction``: share of kept captions).
+``captions``: kept captions naming it, ``fraction``: share of kept captions) and ``caption_source``
+(reports captioned from their findings, and those captioned from the impression because they have no findings).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from caption_curation.anatomy_tagger import AnatomyTagger
 from caption_curation.captions import CuratedReport
 
 
-def _count_summary(counts: list[int]) -> dict:
+def count_summary(counts: list[int]) -> dict:
     if not counts:
         return {"mean": 0.0, "median": 0.0, "min": 0, "max": 0, "histogram": {}}
     histogram = Counter(counts)
@@ -51,13 +52,14 @@ def caption_statistics(
         for organ in tagger.organs(key):
             organ_counts[organ] += count
     raw_total = sum(len(item.raw_captions) for item in succeeded)
+    impression_only = [item.report.volume for item in curated if item.report.caption_source == "impression"]
     return {
         "reports": len(curated),
         "failed_reports": len(curated) - len(succeeded),
         "reports_without_kept_captions": sum(1 for item in succeeded if not item.kept),
         "captions_per_report": {
-            "before_filter": _count_summary([len(item.raw_captions) for item in succeeded]),
-            "after_filter": _count_summary([len(item.kept) for item in succeeded]),
+            "before_filter": count_summary([len(item.raw_captions) for item in succeeded]),
+            "after_filter": count_summary([len(item.kept) for item in succeeded]),
         },
         "filter_keep_rate": round(kept_total / raw_total, 4) if raw_total else 0.0,
         "top_captions": [
@@ -67,4 +69,9 @@ def caption_statistics(
             {"organ": organ, "captions": count, "fraction": round(count / kept_total, 4)}
             for organ, count in organ_counts.most_common(top_organs)
         ],
+        "caption_source": {
+            "findings": len(curated) - len(impression_only),
+            "impression": len(impression_only),
+            "impression_volumes": impression_only,
+        },
     }

@@ -22,6 +22,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from nnunetv2_openvocab.user_errors import UserError
+
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 409, 429}
@@ -33,7 +35,7 @@ class ChatRequestFailed(RuntimeError):
     """No answer for this request: retries exhausted or a non-retryable HTTP status."""
 
 
-class ChatServerMisconfigured(ChatRequestFailed):
+class ChatServerMisconfigured(UserError, ChatRequestFailed):
     """The server refuses every request (bad key, URL or model): stop instead of failing each report."""
 
 

@@ -1,4 +1,5 @@
-"""The whole curation as one plain function: read reports, decompose, RadLex-filter, write tables, statistics, plots.
+"""The whole curation as one plain function: read reports, decompose their findings (the impression when a
+report has none), RadLex-filter, balance (MetaCLIP), write tables, statistics, plots.
 
 Rerunning with the same arguments resumes: the LLM backend takes every answered report from its
 cache (``<out>/llm_cache/``) and the outputs are rewritten atomically. With ``num_shards > 1`` the
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 from tqdm import tqdm
 
 from caption_curation.anatomy_tagger import default_tagger
+from caption_curation.balancing import BalanceSettings, balance_captions
 from nnunetv2_openvocab.atomic_files import atomic_write
 from caption_curation.caption_cache import CaptionCache
 from caption_curation.caption_plots import plot_all
@@ -31,11 +33,17 @@ from caption_curation.offline_curation import curate_offline, filter_report
 from caption_curation.radlex_filter import RadLexFilter
 from caption_curation.reports import Report, read_reports
 from caption_curation.sharding import check_shard, select_shard, shard_label
+from nnunetv2_openvocab.user_errors import UserError
 
 log = logging.getLogger(__name__)
 
 CACHE_FOLDER = "llm_cache"
 STATS_FILE = "caption_stats.json"
+DEFAULT_MAX_FAILURE_RATE = 0.05
+
+
+class CurationFailed(UserError):
+    """Too many reports got no captions: the run exits non-zero although its outputs are written."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,19 @@ class CurationSummary:
     captions_before_filter: int
     captions_kept: int
     files: list[Path] = field(default_factory=list)
+    first_failure: Optional[str] = None
+
+    def check_failure_rate(self, max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE) -> None:
+        """Raise CurationFailed if every report failed or more than ``max_failure_rate`` of them did."""
+        if not self.failed_reports:
+            return
+        counts = f"{self.failed_reports} of {self.reports} reports got no captions"
+        where = f"see {self.output_dir / 'failures.jsonl'}; rerun with --retry-failed once the cause is fixed"
+        if self.failed_reports == self.reports:
+            raise CurationFailed(f"every request failed: {counts}; first reason: {self.first_failure} ({where}).")
+        if self.failed_reports > max_failure_rate * self.reports:
+            raise CurationFailed(f"{counts} ({self.failed_reports / self.reports:.1%}), more than --max-failure-rate "
+                                 f"{max_failure_rate:g}; first reason: {self.first_failure} ({where}).")
 
 
 @dataclass(frozen=True)
@@ -118,12 +139,13 @@ def _read_shard(reports_csv: str | Path, shard: int, num_shards: int) -> tuple[l
     return reports, read.problems
 
 
-def _write_outputs(curated: list[CuratedReport], output_dir: Path, volume_root: Optional[str], run: dict) -> list[Path]:
+def _write_outputs(curated: list[CuratedReport], output_dir: Path, volume_root: Optional[str], run: dict,
+                   balancing: Optional[dict]) -> list[Path]:
     files = [output_dir / "captions.csv", output_dir / "manifest.jsonl", output_dir / "failures.jsonl"]
     write_captions_csv(files[0], curated, volume_root)
     write_manifest(files[1], curated, volume_root)
     write_failures(files[2], curated)
-    stats = {**caption_statistics(curated, default_tagger()), "run": run}
+    stats = {**caption_statistics(curated, default_tagger()), "balancing": balancing, "run": run}
     with atomic_write(output_dir / STATS_FILE) as handle:
         json.dump(stats, handle, indent=2, ensure_ascii=False)
     return files + [output_dir / STATS_FILE, *plot_all(stats, output_dir)]
@@ -139,8 +161,10 @@ def curate_captions(
     num_shards: int = 1,
     volume_root: Optional[str] = None,
     processes: Optional[int] = None,
+    balance: Optional[BalanceSettings] = BalanceSettings(),
 ) -> CurationSummary:
-    """Run the curation; ``processes`` (offline backend) defaults to min(4, CPU count)."""
+    """Run the curation; ``processes`` (offline backend) defaults to min(4, CPU count); ``balance=None`` keeps
+    every RadLex-matched caption (no MetaCLIP balancing)."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {sorted(BACKENDS)}")
     check_shard(shard, num_shards)
@@ -151,6 +175,9 @@ def curate_captions(
     reports, input_problems = _read_shard(reports_csv, shard, num_shards)
     radlex_filter = RadLexFilter.from_file(radlex)
     curated = BACKENDS[backend](reports, _RunContext(out_dir, shard, num_shards, llm, radlex_filter, processes))
+    balancing = None
+    if balance is not None:
+        curated, balancing = balance_captions(curated, balance)
 
     uses_llm = backend == "openai" and llm is not None
     run = {
@@ -164,8 +191,9 @@ def curate_captions(
         "num_shards": num_shards,
         "input_problems": input_problems,
     }
-    files = _write_outputs(curated, output_dir, volume_root, run)
+    files = _write_outputs(curated, output_dir, volume_root, run, balancing)
     succeeded = [item for item in curated if item.failure is None]
+    failures = [item.failure for item in curated if item.failure is not None]
     return CurationSummary(
         output_dir=output_dir,
         reports=len(curated),
@@ -173,4 +201,5 @@ def curate_captions(
         captions_before_filter=sum(len(item.raw_captions) for item in succeeded),
         captions_kept=sum(len(item.kept) for item in succeeded),
         files=files,
+        first_failure=failures[0] if failures else None,
     )

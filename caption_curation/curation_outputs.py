@@ -2,10 +2,11 @@
 
 - ``captions.csv``: one row per kept caption; columns ``volume``, ``caption``, ``matched_terms``
   (RadLex terms joined by ``|``), ``source_sentence``.
-- ``manifest.jsonl``: one line per report, ``{"volume": str, "report": str, "captions": [str, ...]}``,
-  read by the contrastive pretraining. ``volume`` is the table's volume name, joined to
-  ``volume_root`` when one is given; ``report`` is the findings section (the impression when there
-  are no findings); ``captions`` are the kept captions and may be empty (failed or fully filtered).
+- ``manifest.jsonl``: one line per curated report (failed ones are left out),
+  ``{"volume": str, "report": str, "captions": [str, ...]}``, read by the contrastive pretraining.
+  ``volume`` is the table's volume name, joined to ``volume_root`` when one is given; ``report`` is
+  the findings section (the impression when there are no findings); ``captions`` are the kept
+  captions and may be empty (every caption filtered out).
 - ``failures.jsonl``: one line per report without captions from the LLM,
   ``{"volume": str, "row": int, "reason": str}`` (the raw answer stays in the cache).
 """
@@ -54,6 +55,7 @@ def write_manifest(path: Path, curated: Iterable[CuratedReport], volume_root: Op
                 "captions": [caption.text for caption, _ in item.kept],
             }
             for item in curated
+            if item.failure is None
         ),
     )
 

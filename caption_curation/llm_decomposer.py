@@ -51,7 +51,7 @@ class LLMDecomposer:
         self.retry_failed = retry_failed
 
     def _key(self, report: Report) -> str:
-        return cache_key(report.text, self.client.model, self.prompt.cache_id)
+        return cache_key(report.report_level_text, self.client.model, self.prompt.cache_id)
 
     def _ask(self, key: str, report_text: str) -> CachedAnswer:
         def record(status: str, captions=(), error: str = "", raw: str = "") -> CachedAnswer:
@@ -77,7 +77,7 @@ class LLMDecomposer:
         answers = self.cache.load()
         text_of_key = {}
         for report in reports:
-            text_of_key.setdefault(self._key(report), report.text)
+            text_of_key.setdefault(self._key(report), report.report_level_text)
         to_ask = [
             key
             for key in text_of_key

@@ -88,7 +88,7 @@ def curate_offline(
     reports: list[Report], radlex_filter: RadLexFilter, processes: Optional[int] = None
 ) -> list[CuratedReport]:
     processes = 1 if len(reports) < MIN_REPORTS_FOR_WORKERS else processes or default_processes()
-    texts = [report.text for report in reports]
+    texts = [report.report_level_text for report in reports]
     chunks = [texts[start : start + CHUNK_REPORTS] for start in range(0, len(texts), CHUNK_REPORTS)]
     results: list = []
     with tqdm(total=len(reports), desc="offline captions + RadLex filter", unit="report") as progress:

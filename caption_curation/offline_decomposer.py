@@ -63,7 +63,7 @@ class OfflineDecomposer:
         return caption, bool(self.tagger.organs(caption))
 
     def decompose(self, report_text: str) -> list[Caption]:
-        """Captions of one report's text (``Report.text``: findings, then impression)."""
+        """Captions of one report's text (``Report.report_level_text``: the findings, else the impression)."""
         drafts: list[_Draft] = []
         for sentence in split_sentences(report_text):
             text, names_organ = self._trim(sentence)

@@ -31,7 +31,7 @@ class Report:
 
     @property
     def text(self) -> str:
-        """Findings and impression as the decomposers read them."""
+        """Findings and impression: the report's identity (content hash, sharding)."""
         return "\n".join(part for part in (self.findings, self.impression) if part)
 
     @property
@@ -40,8 +40,14 @@ class Report:
 
     @property
     def report_level_text(self) -> str:
-        """What the pretraining pairs with the whole volume: the findings (the paper's choice), else the impression."""
+        """What the captions are made from and the pretraining pairs with the whole volume: the findings (the
+        paper's choice), else the impression."""
         return self.findings or self.impression
+
+    @property
+    def caption_source(self) -> str:
+        """The section ``report_level_text`` comes from: "findings", or "impression" when there are none."""
+        return "findings" if self.findings else "impression"
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 Writes ``$nnUNet_raw/DatasetXXX_NAME`` (imagesTr/labelsTr, imagesTs/labelsTs where test labels are public,
 dataset.json with text prompts, conversion_report.json). Re-running the same command resumes an interrupted
-conversion. ``ct_rate`` instead writes a pretraining manifest (``-o manifest.jsonl``).
+conversion. ``ct_rate`` instead writes a pretraining manifest (``-o manifest.jsonl``). When any case failed
+(it is left out and listed in the report) the command exits with status 1 after writing everything else.
 """
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from typing import Callable, Dict, List, Optional
 
 from dataset_conversion.converters import (amos22, btcv, btcv_cervix, covid19, ct_rate, flare22, kits23, msd,
                                            segrap2023, segthor, totalsegmentator)
+from dataset_conversion.case_conversion import REPORT_NAME
 from dataset_conversion.dataset_json import dataset_folder
+from dataset_conversion.problems import raise_if_cases_failed
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,7 @@ CONVERTERS: Dict[str, DatasetConverter] = {
 def nnunet_raw_folder() -> Path:
     raw = os.environ.get("nnUNet_raw")
     if not raw:
-        raise EnvironmentError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw or pass -o.")
+        raise ValueError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw or pass -o.")
     return Path(raw)
 
 
@@ -109,9 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    with exit_on_user_error("nnUNetv2_openvocab_convert", traceback=args.verbose):
+        _convert(args)
+
+
+def _convert(args: argparse.Namespace) -> None:
     if args.dataset == "ct_rate":
         path = ct_rate.convert(args.native_folder, args.manifest, args.split, args.check_volumes, args.num_processes)
         print(f"Manifest written: {path}")
+        raise_if_cases_failed(ct_rate.report_path(path))
         return
     options = {}
     if args.dataset == "amos22":
@@ -121,6 +131,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     path = convert_to_nnunet(args.dataset, args.native_folder, args.dataset_id, args.name, args.num_processes,
                              args.output_root, **options)
     print(f"Dataset written: {path.parent}")
+    raise_if_cases_failed(path.parent / REPORT_NAME)
 
 
 if __name__ == "__main__":

@@ -304,7 +304,7 @@ def merge_datasets(source_folders: Sequence[Tuple[int, Path]], output_folder: Pa
                          {m["identifier"]: [Problem.from_json(p) for p in m["problems"]] for m in markers},
                          len(cases), extra={"duplicate_rule": DUPLICATE_RULE, "duplicates": duplicate_groups})
     if not done:
-        raise RuntimeError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
+        raise ValueError(f"No case could be merged; see {output_folder / REPORT_NAME}.")
     names = list(harmonised.labels)
     partial_cases = {m["identifier"]: m["annotated"] for m in done if set(m["annotated"]) != set(names)}
     dataset_json = build_dataset_json(

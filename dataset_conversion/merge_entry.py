@@ -8,7 +8,9 @@ from typing import List, Optional, Sequence
 
 from dataset_conversion.convert_entry import nnunet_raw_folder
 from dataset_conversion.dataset_json import dataset_folder
-from dataset_conversion.merge import DUPLICATE_RULE, find_dataset_folder, merge_datasets
+from dataset_conversion.merge import DUPLICATE_RULE, REPORT_NAME, find_dataset_folder, merge_datasets
+from dataset_conversion.problems import raise_if_cases_failed
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 
 def merge_by_ids(dataset_ids: Sequence[int], new_id: int, name: str = "Merged", num_processes: Optional[int] = None,
@@ -43,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    path = merge_by_ids(args.dataset_ids, args.new_id, args.name, args.num_processes, args.raw)
-    print(f"Merged dataset written: {path.parent}")
+    with exit_on_user_error("nnUNetv2_openvocab_merge"):
+        path = merge_by_ids(args.dataset_ids, args.new_id, args.name, args.num_processes, args.raw)
+        print(f"Merged dataset written: {path.parent}")
+        raise_if_cases_failed(path.parent / REPORT_NAME)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ message says what was changed or should be looked at. Kinds:
 """
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.user_errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -71,3 +73,18 @@ def write_problem_report(path: Path, title: str, problems_by_case: Mapping[str, 
     else:
         logger.info("%s: %d cases, no problems. Report: %s", title, num_cases, path)
     return report
+
+
+class CasesFailed(UserError):
+    """Some cases could not be converted or merged: the output holds the others, the command exits non-zero."""
+
+
+def raise_if_cases_failed(report_path: Path) -> None:
+    """Raise CasesFailed, naming the count, the kinds and the report, if the report lists failed cases."""
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    if report["num_failed"]:
+        kinds = sorted({problem["kind"] for problems in report["failed"].values() for problem in problems})
+        raise CasesFailed(f"{report['num_failed']} of {report['num_cases']} cases failed and were left out "
+                          f"({', '.join(kinds)}; e.g. {sorted(report['failed'])[:3]}); details in {report_path}. "
+                          f"The other cases are written. Fix or remove the failed ones and run the command again "
+                          f"(finished cases are kept).")

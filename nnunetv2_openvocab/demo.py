@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
-from nnunetv2_openvocab.evaluation.report_writers import _percent, markdown_tables
+from nnunetv2_openvocab.evaluation.report_writers import markdown_tables, percent
 from nnunetv2_openvocab.evaluation.unseen_entry import EXAMPLE_SET
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.inference.case_outputs import OutputOptions
@@ -242,8 +242,8 @@ def reference_comparison(summary: dict) -> str:
              "| --- | ---: | ---: | ---: | ---: |"]
     for prompt in summary["prompts"]:
         mean, recorded = summary["mean"][prompt["prompt"]], reference["prompts"].get(prompt["prompt"], {})
-        lines.append(f"| {prompt['prompt']} | {_percent(mean['dice'])} | {_percent(recorded.get('dice'))} | "
-                     f"{_percent(mean['nsd'])} | {_percent(recorded.get('nsd'))} |")
+        lines.append(f"| {prompt['prompt']} | {percent(mean['dice'])} | {percent(recorded.get('dice'))} | "
+                     f"{percent(mean['nsd'])} | {percent(recorded.get('nsd'))} |")
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import SimpleITK as sitk
 
+from nnunetv2_openvocab.atomic_files import atomic_path, write_json_atomic
+
 DATA_FOLDER = Path(__file__).parent / "data"
 EXAMPLE_CT = DATA_FOLDER / "example_ct.nii.gz"
 EXAMPLE_SEGMENTATION = DATA_FOLDER / "example_ct_seg61.nii.gz"
@@ -31,9 +33,8 @@ def example_prompts() -> Dict[str, list]:
 
 
 def _write_atomically(image: sitk.Image, path: Path) -> None:
-    tmp = path.with_name(path.name.replace(".nii.gz", ".tmp.nii.gz"))
-    sitk.WriteImage(image, str(tmp), True)
-    tmp.replace(path)
+    with atomic_path(path) as temporary:
+        sitk.WriteImage(image, str(temporary), True)
 
 
 def remap_labels(segmentation: np.ndarray, structures: Sequence[str]) -> np.ndarray:
@@ -81,7 +82,5 @@ def build_example_dataset(raw_root: str | Path, dataset_id: int = 990, name: str
     }
     if annotated_labels:
         dataset_json["annotated_labels"] = annotated_labels
-    tmp = folder / "dataset.json.tmp"
-    tmp.write_text(json.dumps(dataset_json, indent=2))
-    tmp.replace(folder / "dataset.json")
+    write_json_atomic(folder / "dataset.json", dataset_json)
     return folder

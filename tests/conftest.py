@@ -32,6 +32,14 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+def read_shared_label_map(*parts: str):
+    """(SimpleITKIO, label map as (z, y, x) array, properties) of a label map under ../shared/data; skips if absent."""
+    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+    io = SimpleITKIO()
+    segmentation, properties = io.read_seg(str(shared_data(*parts)))
+    return io, segmentation[0], properties
+
+
 @dataclass
 class NnUNetFolders:
     root: Path

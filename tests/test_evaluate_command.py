@@ -5,10 +5,8 @@ Predictions are the references with the liver eroded by one voxel, and a one-vox
 abdomen_b (below the detection threshold, so a true negative).
 """
 import json
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +17,8 @@ from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.evaluation.surface_distance import normalized_surface_distance
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from conftest import read_shared_label_map
 
-SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA",
-                                  Path(__file__).resolve().parents[1].parent / "shared" / "data"))
-LABEL_MAP = SHARED_DATA / "totalsegmentator" / "example_seg.nii.gz"
 # our label -> TotalSegmentator "total" id
 TOTALSEG_IDS = {"liver": 5, "spleen": 1, "kidney_right": 2, "kidney_left": 3, "gallbladder": 4}
 TEXT_PROMPTS = {"liver": ["liver", "hepatic organ"], "spleen": ["spleen"], "kidney_right": ["right kidney"],
@@ -39,12 +35,7 @@ def _write(io, array, path, properties):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    if not LABEL_MAP.is_file():
-        pytest.skip(f"{LABEL_MAP} not available (set OPENVOCAB_SHARED_DATA)")
-    from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
-    io = SimpleITKIO()
-    totalseg, properties = io.read_seg(str(LABEL_MAP))
-    totalseg = totalseg[0]
+    io, totalseg, properties = read_shared_label_map("totalsegmentator", "example_seg.nii.gz")
     root = tmp_path_factory.mktemp("evaluate")
     (root / "labels").mkdir()
     (root / "pred").mkdir()

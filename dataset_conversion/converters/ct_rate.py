@@ -92,6 +92,10 @@ def _crashed(row: ManifestRow, err: BaseException) -> Tuple[str, Problem]:
                                                                f"{type(err).__name__}: {err}")
 
 
+def report_path(manifest_path: Path) -> Path:
+    return manifest_path.with_suffix(".report.json")
+
+
 def convert(native_folder: Path, manifest_path: Path, split: str = "train", check_volumes: bool = False,
             num_processes: Optional[int] = None) -> Path:
     """Write the manifest (atomically) and ``<manifest>.report.json``; return the manifest path."""
@@ -106,7 +110,7 @@ def convert(native_folder: Path, manifest_path: Path, split: str = "train", chec
              for row in rows if problems[row.volume_name] is None]
     manifest_path = Path(manifest_path)
     write_text_atomic(manifest_path, "".join(line + "\n" for line in lines))
-    write_problem_report(manifest_path.with_suffix(".report.json"), f"CT-RATE {split} manifest",
+    write_problem_report(report_path(manifest_path), f"CT-RATE {split} manifest",
                          {name: [p] for name, p in problems.items() if p}, len(rows), extra={"written": len(lines)})
     logger.info("Wrote %d of %d CT-RATE %s reports to %s.", len(lines), len(rows), split, manifest_path)
     return manifest_path

@@ -10,6 +10,7 @@ from nnunetv2.configuration import default_num_processes
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_DETECTION_THRESHOLD_ML, DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 example:
@@ -24,6 +25,8 @@ file evaluates other prompts against unions of labels, e.g.
    "prompts": [{"prompt": "renal organs", "targets": ["kidney_left", "kidney_right"], "kind": "merged"},
                {"prompt": "liver lesion", "targets": ["liver_tumor"], "kind": "lesion"}]}
 ("kind": "lesion" entries also get patient-level detection scores).
+When the labels are TotalSegmentator classes (v1 or v2), the means are also grouped into the paper's
+Table II categories (vertebrae, cardiac, muscles, organs, ribs, Avg).
 Writes metrics_per_case.csv, summary.json, summary.md and mean_dsc_nsd.png into -o.
 """
 
@@ -48,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                              f"volume in ml (default {DEFAULT_DETECTION_THRESHOLD_ML:g}); tune it on validation data")
     parser.add_argument("-np", type=int, default=default_num_processes,
                         help=f"worker processes (default {default_num_processes}, env nnUNet_def_n_proc)")
+    parser.add_argument("--totalseg-version", choices=("v1", "v2"),
+                        help="TotalSegmentator class groups for the Table II categories (default: detected from "
+                             "the label names; v2 when they fit both)")
     parser.add_argument("--chill", action="store_true",
                         help="skip (case, prompt) pairs whose prediction file is missing instead of failing")
     return parser
@@ -56,13 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with exit_on_user_error("nnUNetv2_openvocab_evaluate"):
         summary = evaluate_folder(
             args.ref, args.pred, args.dj, args.o, prompt_set=args.prompts_file, tolerance_mm=args.tolerance_mm,
             detection_prompts=args.detection_prompts, detection_threshold_ml=args.detection_threshold_ml,
-            num_processes=args.np, allow_missing=args.chill)
-    except (ValueError, FileNotFoundError) as error:  # input problems: the message says what to fix
-        raise SystemExit(f"nnUNetv2_openvocab_evaluate: error: {error}") from None
+            num_processes=args.np, allow_missing=args.chill, totalsegmentator_version=args.totalseg_version)
     print(markdown_tables(summary))
     for kind, path in summary["output_files"].items():
         print(f"{kind:>9}: {path}")

@@ -36,6 +36,8 @@ from nnunetv2_openvocab.evaluation.report_writers import write_reports
 from nnunetv2_openvocab.evaluation.summary import (
     EVALUATED, MISSING_PREDICTION, NOT_ANNOTATED, summarise, with_detection_calls,
 )
+from nnunetv2_openvocab.evaluation.table2_categories import category_summary, detect_category_map, prompt_categories
+from nnunetv2_openvocab.output_folder import check_output_folder
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name, prompt_file_name
 
 logger = logging.getLogger(__name__)
@@ -164,18 +166,22 @@ def evaluate_folder(
     detection_threshold_ml: float = DEFAULT_DETECTION_THRESHOLD_ML,
     num_processes: int = default_num_processes,
     allow_missing: bool = False,
+    totalsegmentator_version: Optional[str] = None,
 ) -> Dict:
     """Dice and NSD per case and prompt, means per prompt, and detection scores for lesion prompts.
 
     ``prompt_set``: None (every label's canonical prompt), a prompt-set JSON path, its loaded dict, or a
     ``PromptSet``. ``detection_prompts`` adds lesion prompts by exact text. Returns a dict with keys
-    settings, prompts, mean, foreground_mean, detection, per_case (NaN as float NaN) and, when
+    settings, prompts, mean, foreground_mean, detection, table2, per_case (NaN as float NaN) and, when
     ``output_folder`` is given, output_files; the same content goes to the files listed in
-    ``report_writers``.
+    ``report_writers``. ``table2`` groups the means into Table II's categories when the labels are
+    TotalSegmentator's (``totalsegmentator_version`` "v1"/"v2" forces a version; else detected), else None.
     """
     if tolerance_mm < 0 or detection_threshold_ml < 0:
         raise ValueError(f"tolerance_mm ({tolerance_mm}) and detection_threshold_ml ({detection_threshold_ml}) "
                          "must be >= 0.")
+    if output_folder is not None:
+        output_folder = check_output_folder(output_folder)
     dataset, dataset_source = _load_dataset_json(dataset_json)
     file_ending = dataset.get("file_ending")
     if not isinstance(file_ending, str) or "labels" not in dataset:
@@ -185,6 +191,7 @@ def evaluate_folder(
     elif not isinstance(prompt_set, PromptSet):
         prompt_set = load_prompt_set(prompt_set, structure_label_names(dataset))
     prompt_set = mark_detection_prompts(prompt_set, detection_prompts)
+    category_map = detect_category_map(structure_label_names(dataset), totalsegmentator_version)
 
     reference_folder, prediction_folder = Path(reference_folder), Path(prediction_folder)
     jobs = _plan(_reference_cases(reference_folder, file_ending), prediction_folder, prompt_set, dataset,
@@ -193,6 +200,9 @@ def evaluate_folder(
     ignore_values = label_values_by_name(dataset["labels"]).get(IGNORE_LABEL, ())
     rows = with_detection_calls(_run(jobs, tolerance_mm, ignore_values, num_processes), prompt_set,
                                 detection_threshold_ml)
+    aggregates = summarise(rows, prompt_set, detection_threshold_ml)
+    table2 = None if category_map is None else category_summary(
+        aggregates["mean"], prompt_categories(prompt_set, category_map), category_map)
 
     summary = {
         "settings": {
@@ -205,10 +215,11 @@ def evaluate_folder(
         },
         "prompts": [{"prompt": p.prompt, "targets": list(p.targets), "kind": p.kind, "is_lesion": p.is_lesion}
                     for p in prompt_set.prompts],
-        **summarise(rows, prompt_set, detection_threshold_ml),
+        **aggregates,
+        "table2": table2,
         "per_case": rows,
     }
     if output_folder is not None:
-        paths = write_reports(summary, rows, Path(output_folder))
+        paths = write_reports(summary, rows, output_folder)
         summary["output_files"] = {kind: str(path) for kind, path in paths.items()}
     return summary

@@ -1,6 +1,7 @@
 """Read reference label maps and prediction masks with nnU-Net's SimpleITKIO, refusing what would give
-silently wrong metrics: truncated files (ITK zero-fills them), multi-channel images, geometry mismatches
-and predictions that are label maps rather than binary masks. Errors name the file and the fix."""
+silently wrong metrics: truncated files (ITK zero-fills them), 2D or multi-channel images, NaN or Inf voxels,
+geometry mismatches and predictions that are label maps rather than binary masks. Errors name the file and
+the fix."""
 from __future__ import annotations
 
 import gzip
@@ -11,6 +12,8 @@ from typing import Tuple
 import nibabel
 import numpy as np
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
+
+from nnunetv2_openvocab.atomic_files import check_nifti
 
 _GEOMETRY_TOLERANCE = 1e-4
 
@@ -32,13 +35,20 @@ def _check_complete(path: Path) -> None:
             raise _unreadable(path, str(error)) from None
     elif path.name.endswith(".nii"):
         try:
-            header = nibabel.load(path).header
-        except Exception as error:  # nibabel raises several types for a broken header
+            check_nifti(path)
+        except ValueError as error:
             raise _unreadable(path, str(error)) from None
-        data_bytes = int(np.prod(header.get_data_shape())) * header.get_data_dtype().itemsize
-        expected = int(header.get_data_offset()) + data_bytes
-        if path.stat().st_size < expected:
-            raise _unreadable(path, f"{path.stat().st_size} bytes, header needs {expected}")
+
+
+def count_nonfinite_voxels(path: Path) -> int:
+    """NaN/Inf voxels of a float NIfTI file, read with nibabel: ITK's NIfTI reader silently turns NaN into 0.
+    Integer files cannot hold NaN and other formats keep it through ITK, so both give 0 here."""
+    if not path.name.endswith((".nii", ".nii.gz")):
+        return 0
+    image = nibabel.load(path)
+    if image.get_data_dtype().kind != "f":
+        return 0
+    return int(np.count_nonzero(~np.isfinite(np.asanyarray(image.dataobj))))
 
 
 def read_image(path: Path) -> Tuple[np.ndarray, dict]:
@@ -50,6 +60,12 @@ def read_image(path: Path) -> Tuple[np.ndarray, dict]:
         raise _unreadable(path, str(error).strip().splitlines()[-1]) from None
     if image.shape[0] != 1:
         raise ValueError(f"{path} has {image.shape[0]} channels; expected a single 3D mask or label map.")
+    if len(properties["sitk_stuff"]["spacing"]) != 3:
+        raise ValueError(f"{path} is a {len(properties['sitk_stuff']['spacing'])}D image; expected a 3D mask or label "
+                         f"map in the geometry of the CT it belongs to.")
+    if count_nonfinite_voxels(path) or not np.isfinite(image.min()) or not np.isfinite(image.max()):
+        raise ValueError(f"{path} has NaN or Inf voxels; masks and label maps hold integer values. Write it again "
+                         f"as an integer image.")
     return image[0], properties
 
 

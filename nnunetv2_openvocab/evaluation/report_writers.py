@@ -4,7 +4,8 @@ Files (in the output folder):
     metrics_per_case.csv   one row per (case, prompt): ``CSV_COLUMNS``; targets joined by "+", floats to 6
                            significant digits, NaN as "nan"
     summary.json           the whole summary; NaN written as null
-    summary.md             mean DSC / NSD per prompt (percent) and the lesion detection table
+    summary.md             mean DSC / NSD per prompt (percent), Table II's categories (TotalSegmentator labels)
+                           and the lesion detection table
     mean_dsc_nsd.png       bar chart of mean DSC and NSD per prompt
 """
 from __future__ import annotations
@@ -61,12 +62,29 @@ def write_csv(rows: List[Mapping], path: Path) -> None:
             writer.writerow({**formatted, "targets": "+".join(row["targets"])})
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{100 * value:.2f}"
 
 
+def _table2_lines(table2: Mapping) -> List[str]:
+    """Table II's layout: one column per category, then Avg; rows DSC, NSD and the number of prompts."""
+    categories = list(table2["categories"])
+    cells = {metric: [percent(table2["categories"][c][metric]) for c in categories] + [percent(table2["average"][metric])]
+             for metric in ("dice", "nsd")}
+    return [
+        "",
+        f"## TotalSegmentator categories (Table II; TotalSegmentator {table2['version']} class groups)",
+        "",
+        "| | " + " | ".join(c.capitalize() for c in categories) + " | Avg |",
+        "| --- |" + " ---: |" * (len(categories) + 1),
+        "| DSC (%) | " + " | ".join(cells["dice"]) + " |",
+        "| NSD (%) | " + " | ".join(cells["nsd"]) + " |",
+        "| prompts | " + " | ".join(str(len(table2["categories"][c]["prompts"])) for c in categories) + " | |",
+    ]
+
+
 def markdown_tables(summary: Mapping) -> str:
-    """Mean DSC / NSD per prompt, then (if any lesion prompt) the detection table."""
+    """Mean DSC / NSD per prompt, Table II's categories (if any), then (if any lesion prompt) the detection table."""
     settings = summary["settings"]
     tolerance = settings["tolerance_mm"]
     lines = [
@@ -80,9 +98,11 @@ def markdown_tables(summary: Mapping) -> str:
     for prompt in summary["prompts"]:
         mean = summary["mean"][prompt["prompt"]]
         lines.append(f"| {prompt['prompt']} | {' + '.join(prompt['targets'])} | {prompt['kind']} | "
-                     f"{mean['n_evaluated']} | {_percent(mean['dice'])} | {_percent(mean['nsd'])} |")
+                     f"{mean['n_evaluated']} | {percent(mean['dice'])} | {percent(mean['nsd'])} |")
     foreground = summary["foreground_mean"]
-    lines.append(f"| **mean of prompts** | | | | {_percent(foreground['dice'])} | {_percent(foreground['nsd'])} |")
+    lines.append(f"| **mean of prompts** | | | | {percent(foreground['dice'])} | {percent(foreground['nsd'])} |")
+    if summary.get("table2"):
+        lines += _table2_lines(summary["table2"])
     if summary["detection"]:
         lines += [
             "",
@@ -94,8 +114,8 @@ def markdown_tables(summary: Mapping) -> str:
         ]
         for prompt, d in summary["detection"].items():
             lines.append(f"| {prompt} | {d['true_positives']} | {d['false_negatives']} | {d['true_negatives']} | "
-                         f"{d['false_positives']} | {_percent(d['sensitivity'])} | {_percent(d['specificity'])} | "
-                         f"{_percent(d['harmonic_mean'])} |")
+                         f"{d['false_positives']} | {percent(d['sensitivity'])} | {percent(d['specificity'])} | "
+                         f"{percent(d['harmonic_mean'])} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
@@ -27,9 +26,9 @@ from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
-from nnunetv2_openvocab.inference.predict_entry import (USER_ERRORS, add_prediction_arguments, parse_folds,
-                                                        run_prediction)
+from nnunetv2_openvocab.inference.predict_entry import add_prediction_arguments, parse_folds, run_prediction
 from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
-    try:
+    with exit_on_user_error("nnUNetv2_openvocab_eval_unseen"):
         summary = evaluate_unseen_prompts(args.m, args.i, args.ref, args.set, args.o, args.dj, parse_folds(args.f),
                                           args.chk, args.step_size, not args.disable_tta, torch.device(args.device),
                                           args.tolerance_mm, args.np, not args.disable_progress_bar)
-    except USER_ERRORS as error:
-        sys.exit(f"nnUNetv2_openvocab_eval_unseen: error: {error}")
     print(markdown_tables(summary))
     if summary["left_out"]:
         print(f"Left out (targets not in this dataset): {[e.get('prompt') for e in summary['left_out']]}")

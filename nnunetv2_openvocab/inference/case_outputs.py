@@ -12,8 +12,9 @@ Output folder layout (``<slug>`` from ``prompt_file_name``)::
     <case>.dcm                     instead of the per-prompt masks: one DICOM Segmentation object
                                    (``--output-type dicom_seg``, DICOM series inputs only; dicom_seg)
 
-Sub-folders keep the extra files from colliding with a prompt's mask name. Mask and probability files may be
-written by background processes (``ExportQueue``, nnU-Net's ``-nps``).
+Sub-folders keep the extra files from colliding with a prompt's mask name. Case names become file names, so
+``check_case_outputs`` refuses any that is not one plain file name or that makes an output name too long. Mask
+and probability files may be written by background processes (``ExportQueue``, nnU-Net's ``-nps``).
 """
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.probability_files import (geometry_file, probability_file, write_geometry,
                                                             write_probabilities)
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
-from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
 from nnunetv2_openvocab.inference.writers import write_segmentation
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.user_errors import UserError
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
 NIFTI, DICOM_SEG = "nifti", "dicom_seg"
@@ -74,6 +76,28 @@ def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], en
     if options.preview:
         files.append(output_folder / PREVIEW_FOLDER / f"{case_id}.png")
     return files
+
+
+class CaseNameError(UserError, ValueError):
+    """A case name that would write outside the output folder, hide its files, or exceed the file-name limit."""
+
+
+def check_case_outputs(case_id: str, prompts: Sequence[str], ending: str, options: OutputOptions,
+                       origin: str) -> None:
+    """Refuse ``case_id`` unless it is one plain path component (no separator, '..', NUL or leading dot) whose
+    longest output name, with the temporary-file suffix, fits the file-name limit."""
+    if (not case_id or case_id.startswith(".") or ".." in case_id
+            or any(character in case_id for character in ("/", "\\", "\0"))):
+        raise CaseNameError(f"Case name {case_id!r} (from {origin}) is not a plain file name: it must not contain "
+                            f"'/', '\\', '..' or NUL, nor start with '.'. Give the job a \"case\" such as "
+                            f"\"patient_7\", or rename the image.")
+    longest = max((path.name for path in expected_files(Path(), case_id, prompts, ending, options)),
+                  key=lambda name: len(name.encode("utf-8")))
+    excess = len(longest.encode("utf-8")) + TEMPORARY_NAME_OVERHEAD - MAX_FILE_NAME_BYTES
+    if excess > 0:
+        raise CaseNameError(f"Case name {case_id!r} (from {origin}) is too long: its output {longest!r} and its "
+                            f"temporary name would exceed the {MAX_FILE_NAME_BYTES}-byte file-name limit. Shorten "
+                            f"the case name by at least {excess} bytes (or shorten the prompt).")
 
 
 class CaseOutputWriter:

@@ -18,6 +18,7 @@ from typing import List, Optional, Sequence
 import highdicom as hd
 import numpy as np
 import pydicom
+import pydicom.errors
 from pydicom.sr.codedict import codes
 
 from nnunetv2_openvocab.atomic_files import atomic_path
@@ -76,9 +77,17 @@ class DicomSegWriter:
             content_description="free-text prompted segmentation", content_label="OPENVOCAB",
             omit_empty_frames=bool(self.segments.any()))  # a SEG needs at least one frame
         self.segments = None
-        with atomic_path(self.path) as temporary:
+        with atomic_path(self.path, check=_check_dicom) as temporary:
             segmentation.save_as(temporary)
         return self.path
+
+
+def _check_dicom(path: Path) -> None:
+    """The written file parses to its last element (pixel data last): a truncated file does not."""
+    try:
+        pydicom.dcmread(path).PixelData
+    except (pydicom.errors.InvalidDicomError, AttributeError, EOFError, OSError) as error:
+        raise ValueError(f"unreadable DICOM: {error}") from None
 
 
 def check_dicom_seg_inputs(cases: Sequence[CaseInput]) -> None:

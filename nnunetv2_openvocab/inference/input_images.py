@@ -9,7 +9,8 @@ What ``-i`` may point to (``find_cases``):
 
 Every case is checked before anything is predicted (``check_case``), so a bad input stops the run before the
 first output is written: the file must be complete (ITK zero-fills truncated files without a word), 3D with
-one component, and the case must have the model's number of channels.
+one component, and the case must have the model's number of channels. Voxel values are checked when a case is
+read (``check_voxel_values``): NaN, Inf or one constant value cannot be segmented.
 """
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_openvocab.evaluation.mask_io import _check_complete as check_file_complete
+from nnunetv2_openvocab.evaluation.mask_io import count_nonfinite_voxels
+from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
 KNOWN_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd", ".gipl")
 DICOM_OUTPUT_ENDING = ".nii.gz"
 
 
-class InputImageError(ValueError):
-    """An input that cannot be predicted: missing, unreadable, truncated, not 3D, or wrong channel count."""
+class InputImageError(UserError, ValueError):
+    """An input that cannot be predicted: missing, unreadable, truncated, not 3D, wrong channel count, NaN/Inf
+    voxels or one constant value."""
 
 
 @dataclass(frozen=True)
@@ -101,9 +105,16 @@ def _check_image_file(path: Path) -> None:
     except RuntimeError:
         raise InputImageError(f"Cannot read {path} as an image: not a format SimpleITK knows, or a corrupt header. "
                               f"Convert it to NIfTI (.nii.gz).") from None
+    if reader.GetDimension() == 2:
+        raise InputImageError(f"{path} is a 2D image (size {reader.GetSize()}); the model segments 3D volumes. "
+                              f"Give the whole CT series as one 3D file, or its DICOM series folder.")
     if reader.GetDimension() != 3:
         raise InputImageError(f"{path} is {reader.GetDimension()}D with size {reader.GetSize()}; expected one 3D "
                               f"volume per file. Split a 4D (multi-phase or time) image into 3D files, one per phase.")
+    nonfinite = count_nonfinite_voxels(path)
+    if nonfinite:
+        raise InputImageError(f"{path} has {nonfinite} NaN or Inf voxels. Replace them (e.g. with the air value "
+                              f"-1024 HU) and predict again.")
     if reader.GetNumberOfComponents() != 1:
         raise InputImageError(f"{path} has {reader.GetNumberOfComponents()} components per voxel (e.g. RGB); expected "
                               f"a scalar image. Store each channel as its own file (case_0000, case_0001, ...).")
@@ -158,8 +169,24 @@ def reader_writer_for(case: CaseInput, plans_reader_writer: Type[BaseReaderWrite
     return SimpleITKIO() if case.is_dicom else plans_reader_writer()
 
 
+def check_voxel_values(data: np.ndarray, origin: str) -> None:
+    """Refuse (C, *spatial) ``data`` with NaN or Inf voxels, or a channel of one constant value."""
+    for channel, values in enumerate(data):
+        low, high = values.min(), values.max()  # NaN propagates into both, Inf into one of them
+        where = f"{origin}" + (f" (channel {channel})" if len(data) > 1 else "")
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise InputImageError(f"{where} has NaN or Inf voxels ({int((~np.isfinite(values)).sum())} of "
+                                  f"{values.size}). Replace them (e.g. with the air value -1024 HU) and predict again.")
+        if low == high:
+            raise InputImageError(f"{where} is constant ({float(low):g} everywhere): there is nothing to segment. "
+                                  f"Check that the image was exported or converted correctly.")
+
+
 def read_case(case: CaseInput, plans_reader_writer: Type[BaseReaderWriter]) -> Tuple[np.ndarray, dict]:
     """(C, *spatial) float32 image and the properties the writer needs to restore the original geometry."""
     if case.is_dicom:
-        return sitk_image_to_case_arrays(read_dicom_series(case.sources[0]))
-    return plans_reader_writer().read_images([str(p) for p in case.sources])
+        data, properties = sitk_image_to_case_arrays(read_dicom_series(case.sources[0]))
+    else:
+        data, properties = plans_reader_writer().read_images([str(p) for p in case.sources])
+    check_voxel_values(data, ", ".join(map(str, case.sources)))
+    return data, properties

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Tuple, Union
 
-import torch
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 import nnunetv2_openvocab.training as openvocab_training
-from nnunetv2_openvocab.network.checkpoint_loading import NUMPY_SAFE_GLOBALS
 from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+from nnunetv2_openvocab.safe_loading import torch_load_weights_only
+from nnunetv2_openvocab.user_errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ DEFAULT_CHECKPOINT = "checkpoint_final.pth"
 Fold = Union[int, str]
 
 
-class ModelFolderError(RuntimeError):
+class ModelFolderError(UserError, RuntimeError):
     """The model folder, a fold or a checkpoint is missing or is not an OpenVocab model."""
 
 
@@ -94,8 +94,7 @@ def load_checkpoint(path: Path) -> dict:
         present = sorted(p.name for p in path.parent.glob("*.pth")) if path.parent.is_dir() else []
         raise ModelFolderError(f"Checkpoint {path} does not exist (present: {present or 'none'}). Pass -f with a "
                                f"trained fold and -chk with one of the present checkpoints.")
-    with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    return torch_load_weights_only(path)
 
 
 def load_trained_model(model_folder: Union[str, Path], use_folds: Optional[Sequence[Fold]] = None,

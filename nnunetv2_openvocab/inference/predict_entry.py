@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
@@ -13,19 +12,12 @@ import torch
 from nnunetv2_openvocab.inference.background_workers import Workers
 from nnunetv2_openvocab.inference.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
 from nnunetv2_openvocab.inference.case_parts import CasePart
-from nnunetv2_openvocab.inference.input_images import InputImageError
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
-from nnunetv2_openvocab.inference.prompt_jobs import PromptError
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
-from nnunetv2_openvocab.text.embedding_cache import TextEncoderMismatchError
-from nnunetv2_openvocab.text.encoder import TextEncoderNotFoundError
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 DEFAULT_WORKERS = 3  # nnU-Net's -npp/-nps default
-
-# errors caused by what the user passed: reported in one line, without a traceback
-USER_ERRORS = (ModelFolderError, InputImageError, PromptError, TextEncoderNotFoundError, TextEncoderMismatchError,
-               FileNotFoundError, ValueError)
 
 EPILOG = """\
 examples:
@@ -145,7 +137,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if (args.i is None) == (args.prompts_file is None):
         parser.error("give the images either with -i or with --prompts-file")
-    try:
+    with exit_on_user_error(parser.prog, traceback=args.verbose):
         run = run_prediction(model_folder_from_args(args, parser), args.o, args.i, args.prompts, args.prompts_file,
                              parse_folds(args.f), args.chk, args.step_size, not args.disable_tta,
                              torch.device(args.device),
@@ -153,10 +145,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                                            args.output_type),
                              args.continue_prediction, args.far_threshold, not args.disable_progress_bar,
                              part=CasePart(args.num_parts, args.part_id), workers=Workers(args.npp, args.nps))
-    except USER_ERRORS as error:
-        if args.verbose:
-            raise
-        sys.exit(f"nnUNetv2_openvocab_predict: error: {error}")
     print(run.report.to_text())
     print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"
           + (f"; skipped {len(run.skipped)} finished case(s)" if run.skipped else ""))

@@ -16,6 +16,7 @@ one part of the cases (case_parts) and background preprocessing/export processes
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,10 +31,11 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from tqdm import tqdm
 
 from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
-from nnunetv2_openvocab.inference.case_outputs import DICOM_SEG, CaseOutputWriter, OutputOptions, expected_files
+from nnunetv2_openvocab.inference.case_outputs import (DICOM_SEG, CaseOutputWriter, OutputOptions, check_case_outputs,
+                                                       expected_files)
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
-from nnunetv2_openvocab.inference.input_images import (check_case, find_cases, read_case,
+from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
@@ -43,13 +45,16 @@ from nnunetv2_openvocab.inference.prompt_readout import choose_readout
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
     write_prompt_report
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
-from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
+from nnunetv2_openvocab.output_folder import OutputFolderError, check_output_folder
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 
 logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, Path, sitk.Image, np.ndarray]
 SETTINGS_FILE = "prediction_settings.json"
+# settings that must agree for two runs to share one output folder (their cases and reports are merged)
+SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_size", "mirror_axes", "text_encoder")
 
 
 @dataclass
@@ -220,12 +225,16 @@ class OpenVocabPredictor:
 
     def _image_arrays(self, image: ImageInput, properties: Optional[dict]) -> Tuple[np.ndarray, dict]:
         if isinstance(image, sitk.Image):
-            return sitk_image_to_case_arrays(image)
+            data, properties = sitk_image_to_case_arrays(image)
+            check_voxel_values(data, "the given SimpleITK image")
+            return data, properties
         if isinstance(image, np.ndarray):
             if properties is None or "spacing" not in properties:
                 raise ValueError("An array input needs properties={'spacing': [...]} (per array axis, as nnU-Net's "
                                  "readers return them).")
-            return (image[None] if image.ndim == 3 else image), dict(properties)
+            data = image[None] if image.ndim == 3 else image
+            check_voxel_values(data, "the given array")
+            return data, dict(properties)
         cases = find_cases(image, self.model.dataset_json["file_ending"])
         if len(cases) != 1:
             raise ValueError(f"{image} holds {len(cases)} cases; predict_single_image takes one image.")
@@ -253,26 +262,33 @@ class OpenVocabPredictor:
                            workers: Workers = Workers()) -> PredictionRun:
         """Predict every case of ``inputs`` (or of ``prompts_file``) into ``output_folder``.
 
-        All inputs are checked and all prompts embedded before the first file is written, so a bad input or a
-        missing text encoder leaves no output behind. ``skip_existing`` skips cases whose outputs all exist.
-        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the prompt report and settings file
-        cover all cases, so every part writes the same ones); ``workers`` preprocess and export in background
+        All inputs, case names and the output folder are checked and all prompts embedded before the first file
+        is written, so a bad input or a missing text encoder leaves no output behind. ``skip_existing`` skips
+        cases whose outputs all exist and are complete. A folder that already holds predictions of the same
+        model keeps them: ``prediction_settings.json`` and the prompt report then cover every run's cases.
+        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the prompt report and settings cover
+        all cases, so every part writes the same ones); ``workers`` preprocess and export in background
         processes (nnU-Net's -npp/-nps)."""
+        output_folder = check_output_folder(output_folder, "-o", inputs)
         jobs = self.make_jobs(inputs, prompts, prompts_file)
         if options.output_type == DICOM_SEG:
             check_dicom_seg_inputs([job.case for job in jobs])
+        file_ending = self.model.dataset_json["file_ending"]
+        for job in jobs:
+            check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
+                               ", ".join(map(str, job.case.sources)))
+        settings = _merged_settings(output_folder / SETTINGS_FILE, self._settings(jobs, options))
         prompts_of_run = all_prompts(jobs)
         self.embed(prompts_of_run)
-        output_folder = Path(output_folder)
-        report = self.prompt_report(prompts_of_run, far_threshold)
+        report = self.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
+                                                       for p in case["prompts"])), far_threshold)
         run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
-        write_json_atomic(output_folder / SETTINGS_FILE, self._settings(jobs, options))
-        file_ending = self.model.dataset_json["file_ending"]
+        write_json_atomic(output_folder / SETTINGS_FILE, settings)
         todo = []
         for job in part.select(jobs):
             ending = job.case.output_ending(file_ending)
-            if skip_existing and all(p.is_file() for p in expected_files(output_folder, job.case.case_id,
-                                                                          job.prompts, ending, options)):
+            if skip_existing and all(is_complete_file(p) for p in expected_files(output_folder, job.case.case_id,
+                                                                                  job.prompts, ending, options)):
                 run.skipped.append(job.case.case_id)
             else:
                 todo.append(job)
@@ -316,3 +332,21 @@ class OpenVocabPredictor:
                             "save_probabilities": options.save_probabilities, "output_type": options.output_type},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
                           for job in jobs}}
+
+
+def _merged_settings(path: Path, settings: dict) -> dict:
+    """``settings`` plus the cases of an earlier run recorded in ``path``; refuses a folder that holds the
+    predictions of another model or other sliding-window settings."""
+    if not path.is_file():
+        return settings
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        differing = [key for key in SHARED_SETTINGS if previous[key] != settings[key]]
+        previous_cases = dict(previous["cases"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputFolderError(f"{path} is damaged ({error!r}); delete it (the masks stay usable) or predict into "
+                                f"a new -o.") from None
+    if differing:
+        raise OutputFolderError(f"{path.parent} holds predictions made with other settings ({', '.join(differing)} "
+                                f"differ, see {path}). Predict into a new -o, or empty that folder.")
+    return {**settings, "cases": {**previous_cases, **settings["cases"]}}

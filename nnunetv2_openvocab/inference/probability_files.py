@@ -18,7 +18,7 @@ from typing import Dict
 
 import numpy as np
 
-from nnunetv2_openvocab.atomic_files import atomic_write, write_json_atomic
+from nnunetv2_openvocab.atomic_files import atomic_path, check_zip, write_json_atomic
 from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
 
 PROBABILITIES_FOLDER = "probabilities"
@@ -35,8 +35,8 @@ def geometry_file(output_folder: Path, case_id: str) -> Path:
 
 
 def write_probabilities(path: Path, probabilities: np.ndarray) -> None:
-    with atomic_write(path, binary=True) as handle:
-        np.savez_compressed(handle, **{ARRAY_KEY: probabilities.astype(np.float16, copy=False)})
+    with atomic_path(path, check=check_zip) as temporary:  # an .npz is a zip archive: its directory comes last
+        np.savez_compressed(temporary, **{ARRAY_KEY: probabilities.astype(np.float16, copy=False)})
 
 
 def _plain(value):

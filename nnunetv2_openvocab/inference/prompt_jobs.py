@@ -21,12 +21,13 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.inference.input_images import CaseInput, find_cases
 from nnunetv2_openvocab.prompts.dataset_prompts import slugify_prompt
+from nnunetv2_openvocab.user_errors import UserError
 
 PROMPTS_FILE_EXAMPLE = ('{"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal organs"]}, '
                         '{"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]}]}')
 
 
-class PromptError(ValueError):
+class PromptError(UserError, ValueError):
     """An empty, unusable or colliding prompt, or a malformed prompts file."""
 
 

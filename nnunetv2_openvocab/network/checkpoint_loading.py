@@ -6,22 +6,20 @@ Accepted files, told apart by what they contain (safetensors by its `.safetensor
     bare state dict       name -> tensor, from torch.save or a `.safetensors` file
 Names may carry the `module.` (DDP) or `_orig_mod.` (torch.compile) prefix; it is removed.
 
-torch.load always runs with weights_only=True. nnU-Net v1 also pickled its loss curves as numpy
-scalars/arrays, which weights_only refuses; only those numpy globals are allow-listed
-(`NUMPY_SAFE_GLOBALS`). A file needing anything else is refused with `UnsafeCheckpointError`.
+Files are read by nnunetv2_openvocab.safe_loading (torch.load with weights_only=True, nnU-Net v1's pickled
+numpy loss curves allow-listed); a file needing any other pickled object is refused with `UnsafeCheckpointError`.
 """
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
+
+from nnunetv2_openvocab.safe_loading import read_safetensors, torch_load_weights_only
 
 logger = logging.getLogger(__name__)
 
@@ -30,35 +28,6 @@ SEGMENTATION_OUTPUT_PREFIX = "seg_outputs."
 # key holding the state dict -> the format it marks
 STATE_DICT_KEYS = {"network_weights": "nnU-Net v2 checkpoint", "state_dict": "nnU-Net v1 checkpoint"}
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-def _numpy_safe_globals() -> list[tuple[Callable, str]]:
-    """The numpy callables that rebuild plain scalars and arrays, under numpy 1.x and 2.x names.
-
-    Checkpoints saved under numpy 1.x name `numpy.core.multiarray.*`, which numpy 2 moved to
-    `numpy._core`; both names are mapped onto the installed objects.
-    """
-    try:
-        from numpy._core import multiarray  # numpy >= 2
-    except ImportError:
-        from numpy.core import multiarray
-    allowed: list[tuple[Callable, str]] = [(np.dtype, "numpy.dtype"), (np.ndarray, "numpy.ndarray")]
-    # unpickling a dtype sets its state, which weights_only allows only on listed classes
-    for scalar_type in (np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-                        np.uint64, np.float16, np.float32, np.float64):
-        dtype_class = type(np.dtype(scalar_type))
-        allowed.append((dtype_class, f"numpy.dtypes.{dtype_class.__name__}"))
-    for package in ("numpy.core", "numpy._core"):
-        allowed.append((multiarray.scalar, f"{package}.multiarray.scalar"))
-        allowed.append((multiarray._reconstruct, f"{package}.multiarray._reconstruct"))
-    return allowed
-
-
-NUMPY_SAFE_GLOBALS = _numpy_safe_globals()
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that cannot be read without running arbitrary pickled code."""
 
 
 @dataclass(frozen=True)
@@ -103,24 +72,6 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _torch_load_weights_only(path: Path):
-    with torch.serialization.safe_globals(NUMPY_SAFE_GLOBALS):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            # the static scan only reads zip-format checkpoints (torch >= 1.6); the chained error names the rest
-            refused = torch.serialization.get_unsafe_globals_in_checkpoint(path) if zipfile.is_zipfile(path) else []
-            what = refused or "objects (see the error above)"
-            raise UnsafeCheckpointError(
-                f"{path} cannot be loaded safely: it pickles {what} beyond tensors and plain numpy values, and "
-                f"unpickling those could run arbitrary code. If you trust the file, convert it once where "
-                f"arbitrary code is acceptable:\n"
-                f"  python -c \"import torch; c = torch.load('{path}', weights_only=False); "
-                f"torch.save({{'state_dict': c['state_dict']}}, '{path}.weights.pth')\"\n"
-                f"(use c['network_weights'] for nnU-Net v2 files) and load the .weights.pth file instead."
-            ) from error
-
-
 EXTRA_STATE_SUFFIX = "_extra_state"
 
 
@@ -135,11 +86,7 @@ def read_checkpoint_state_dict(checkpoint_path: str | Path) -> dict[str, torch.T
     path = Path(checkpoint_path)
     if not path.is_file():
         raise FileNotFoundError(f"Checkpoint {path} does not exist; check the path given as checkpoint.")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-        content = load_file(path, device="cpu")
-    else:
-        content = _torch_load_weights_only(path)
+    content = read_safetensors(path) if path.suffix == ".safetensors" else torch_load_weights_only(path)
     if not isinstance(content, Mapping):
         raise ValueError(f"{path} holds a {type(content).__name__}, expected a dict: a state dict or an nnU-Net "
                          f"checkpoint with one of the keys {sorted(STATE_DICT_KEYS)}.")

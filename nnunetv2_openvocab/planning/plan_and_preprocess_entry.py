@@ -19,6 +19,7 @@ from nnunetv2_openvocab.planning.stunet_planner import PAPER_TARGET_SPACING, STU
 from nnunetv2_openvocab.prompts.check_dataset_entry import raw_dataset_folder
 from nnunetv2_openvocab.prompts.validation import require_valid_dataset
 from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 
 def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullres",), size: str = "B",
@@ -51,6 +52,7 @@ def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullr
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(
+        prog="nnUNetv2_openvocab_plan_and_preprocess",
         description="Fingerprint, plan (STUNet) and preprocess datasets for nnUNetTrainerOpenVocab / nnUNetTrainer.",
         epilog="Example: nnUNetv2_openvocab_plan_and_preprocess -d 501 -c 3d_fullres --stunet L "
                "--text-encoder /models/BioLORD-2023 --isotropic-1.5mm\n"
@@ -77,10 +79,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--no_pbar", action="store_true")
     args = parser.parse_args(argv)
     for dataset in args.d:
-        identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder, args.pretrained,
-                                         args.isotropic, args.patch_size, args.np, args.verify_dataset_integrity,
-                                         args.clean, args.gpu_memory_target, args.overwrite_plans_name, args.verbose,
-                                         not args.no_pbar)
+        with exit_on_user_error(parser.prog, traceback=args.verbose):
+            identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder,
+                                             args.pretrained, args.isotropic, args.patch_size, args.np,
+                                             args.verify_dataset_integrity, args.clean, args.gpu_memory_target,
+                                             args.overwrite_plans_name, args.verbose, not args.no_pbar)
         print(f"Plans written: {identifier}")
 
 

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.pretraining.distributed import DistributedContext
+from nnunetv2_openvocab.safe_loading import torch_load_weights_only
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,9 @@ def save_checkpoint(path: Path, state: dict) -> None:
 def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"No checkpoint at {path}; start a new run without --resume.")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: field 'format' is {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r}; it was "
+    state = torch_load_weights_only(path)
+    found = state.get("format") if isinstance(state, dict) else type(state).__name__
+    if found != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: field 'format' is {found!r}, expected {CHECKPOINT_FORMAT!r}; it was "
                          f"not written by nnUNetv2_openvocab_pretrain train.")
     return state

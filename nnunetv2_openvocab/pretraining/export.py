@@ -13,14 +13,13 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from safetensors.torch import load_file
-
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.pretraining.checkpointing import CHECKPOINT_NAME, load_checkpoint
 from nnunetv2_openvocab.pretraining.config import TrainConfig, load_config
 from nnunetv2_openvocab.pretraining.feature_cache import ENCODER_WEIGHTS, save_tensors_atomic
 from nnunetv2_openvocab.pretraining.image_encoder import ImageEncoderInfo, build_image_encoder
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
+from nnunetv2_openvocab.safe_loading import read_safetensors
 from nnunetv2_openvocab.pretraining.train import CONFIG_NAME, RUN_INFO
 from nnunetv2_openvocab.text.encoder import ALIGNED_MANIFEST, module_fingerprint
 from nnunetv2_openvocab.text.projection import ALIGNED_FORMAT
@@ -62,7 +61,7 @@ def export_aligned_checkpoint(run: str | Path, out: str | Path) -> Path:
     if config.unlock_image_encoder:
         encoder_state, source = _submodule_state(checkpoint["model"], "image_encoder."), str(run / CHECKPOINT_NAME)
     else:
-        encoder_state, source = load_file(str(run / ENCODER_WEIGHTS)), str(run / ENCODER_WEIGHTS)
+        encoder_state, source = read_safetensors(run / ENCODER_WEIGHTS), str(run / ENCODER_WEIGHTS)
     encoder = build_image_encoder(info, encoder_state, source)
     fingerprint = module_fingerprint(encoder)
 

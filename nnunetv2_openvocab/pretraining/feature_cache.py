@@ -29,6 +29,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from nnunetv2_openvocab.atomic_files import atomic_path, write_json_atomic
+from nnunetv2_openvocab.user_errors import UserError
 from nnunetv2_openvocab.pretraining.image_encoder import ImageEncoderInfo
 from nnunetv2_openvocab.pretraining.manifest import volume_digest
 
@@ -40,7 +41,7 @@ ENCODER_WEIGHTS = "image_encoder.safetensors"
 EMBEDDINGS_KEY = "embeddings"
 
 
-class FeatureCacheError(RuntimeError):
+class FeatureCacheError(UserError, RuntimeError):
     """The cache is missing, stale or incomplete for the requested volumes."""
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-from safetensors.torch import load_file
 
+from nnunetv2_openvocab.safe_loading import read_safetensors
 from nnunetv2_openvocab.pretraining.config import PreprocessingConfig
 from nnunetv2_openvocab.pretraining.data import ImageSource, VolumeViewSource, cached_embedding_source
 from nnunetv2_openvocab.pretraining.feature_cache import ENCODER_WEIGHTS, FeatureCache
@@ -53,7 +53,7 @@ def cached_image_side(cache_folder: str | Path, train: Sequence[ManifestEntry],
     train_embeddings = cache.load([entry.volume for entry in train])
     validation_embeddings = cache.load([entry.volume for entry in validation])
     info = ImageEncoderInfo(**manifest["encoder"])
-    state = load_file(str(cache.folder / ENCODER_WEIGHTS))
+    state = read_safetensors(cache.folder / ENCODER_WEIGHTS)
     return ImageSide(cached_embedding_source(train_embeddings), cached_embedding_source(validation_embeddings),
                      num_views=manifest["num_views"], info=info,
                      provenance={"cache": str(Path(cache_folder).resolve()), "cache_key": manifest["cache_key"]},

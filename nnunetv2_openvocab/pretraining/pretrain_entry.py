@@ -7,6 +7,7 @@ import logging
 import os
 from typing import Optional, Type
 
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 from nnunetv2_openvocab.pretraining.config import (
     LOSS_CHOICES, PreprocessingConfig, TrainConfig, config_from_dict, config_to_dict, load_config)
 
@@ -109,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    with exit_on_user_error("nnUNetv2_openvocab_pretrain"):
+        _run_stage(args)
+
+
+def _run_stage(args: argparse.Namespace) -> None:
     preprocessing = (_config(PreprocessingConfig, args.preprocessing_config, args)
                      if args.stage != "export" else None)
     if args.stage == "cache-features":

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from nnunetv2_openvocab.prompts.validation import validate_dataset
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 
 def raw_dataset_folder(dataset: str) -> Path:
@@ -18,7 +19,11 @@ def raw_dataset_folder(dataset: str) -> Path:
     if nnUNet_raw is None:
         raise SystemExit(f"{dataset!r} is not a folder and nnUNet_raw is not set: export nnUNet_raw=/path/to/nnUNet_raw "
                          f"or pass the dataset folder.")
-    return Path(nnUNet_raw) / maybe_convert_to_dataset_name(int(dataset) if dataset.isdigit() else dataset)
+    try:
+        return Path(nnUNet_raw) / maybe_convert_to_dataset_name(int(dataset) if dataset.isdigit() else dataset)
+    except RuntimeError:  # nnU-Net's message prints the environment over several lines
+        raise ValueError(f"No dataset {dataset!r} in nnUNet_raw ({nnUNet_raw}). Pass an existing dataset id, name "
+                         f"or folder.") from None
 
 
 def main(argv=None) -> int:
@@ -27,7 +32,8 @@ def main(argv=None) -> int:
         epilog="Example: nnUNetv2_openvocab_check_dataset -d 501   (or -d Dataset501_Abdomen, or -d /data/raw/Dataset501_Abdomen)")
     parser.add_argument("-d", required=True, help="dataset id, name or folder")
     args = parser.parse_args(argv)
-    folder = raw_dataset_folder(args.d)
+    with exit_on_user_error("nnUNetv2_openvocab_check_dataset"):
+        folder = raw_dataset_folder(args.d)
     problems = validate_dataset(folder)
     if not problems:
         print(f"{folder}: OK, ready for open-vocabulary training.")

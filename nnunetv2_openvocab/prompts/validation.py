@@ -3,18 +3,29 @@
 Each problem names the file, the field and the fix. Checks: nnU-Net's structure (dataset.json keys, label
 values, imagesTr/labelsTr pairing), ``text_prompts`` (every label prompted, non-empty strings, no prompt
 shared by two labels, no unknown labels) and ``annotated_labels`` (known cases and labels).
-The validator never raises on malformed content: any JSON value yields problems, not a traceback.
+The validator never raises on malformed content: any JSON text yields problems, not a traceback. Duplicate
+keys (which json.loads would silently resolve to the last value) and nesting too deep to parse are problems
+too.
 """
 from __future__ import annotations
 
 import json
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, BACKGROUND, TEXT_PROMPTS_KEY
+from nnunetv2_openvocab.user_errors import UserError
 
 REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def _show(value) -> str:
+    """A found value for a message: bounded in depth and length."""
+    return _SHORT.repr(value)
 
 
 @dataclass(frozen=True)
@@ -28,7 +39,7 @@ class DatasetProblem:
         return f"{self.file} [{self.field}]: {self.problem} Fix: {self.fix}"
 
 
-class DatasetValidationError(ValueError):
+class DatasetValidationError(UserError, ValueError):
     def __init__(self, problems: List[DatasetProblem]):
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
@@ -47,7 +58,7 @@ class _Collector:
 def _label_values(name: str, value, report: _Collector) -> Optional[List[int]]:
     values = value if isinstance(value, list) else [value]
     if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        report.add(f"labels.{name}", f"value {value!r} is not a non-negative integer (or list of them).",
+        report.add(f"labels.{name}", f"value {_show(value)} is not a non-negative integer (or list of them).",
                    "Give each label an integer voxel value, e.g. \"liver\": 1.")
         return None
     return values
@@ -81,31 +92,39 @@ def _check_structure(folder: Path, dataset: dict, report: _Collector) -> List[st
     for key in REQUIRED_KEYS:
         if key not in dataset:
             report.add(key, "required nnU-Net key is missing.", f"Add \"{key}\" to dataset.json (see nnU-Net's dataset_format.md).")
+    num_training = dataset.get("numTraining")
+    if "numTraining" in dataset and (not isinstance(num_training, int) or isinstance(num_training, bool)):
+        report.add("numTraining", f"must be an integer, found {_show(num_training)}.",
+                   "Set \"numTraining\" to the number of label files in labelsTr, e.g. \"numTraining\": 120.")
     ending = dataset.get("file_ending")
     channels = dataset.get("channel_names", dataset.get("modality"))
     if not isinstance(ending, str) or not isinstance(channels, dict) or not channels:
         if "file_ending" in dataset and not isinstance(ending, str):
-            report.add("file_ending", f"must be a string such as \".nii.gz\", found {ending!r}.", "Set \"file_ending\": \".nii.gz\".")
+            report.add("file_ending", f"must be a string such as \".nii.gz\", found {_show(ending)}.", "Set \"file_ending\": \".nii.gz\".")
         if "channel_names" in dataset and (not isinstance(channels, dict) or not channels):
-            report.add("channel_names", f"must be a non-empty object, found {channels!r}.", "Set \"channel_names\": {\"0\": \"CT\"}.")
+            report.add("channel_names", f"must be a non-empty object, found {_show(channels)}.", "Set \"channel_names\": {\"0\": \"CT\"}.")
         return []
-    if not all(str(c).isdigit() for c in channels):
+    if not all(str(c).isascii() and str(c).isdigit() for c in channels):  # '²'.isdigit() is True, int('²') fails
         report.add("channel_names", f"keys must be channel indices \"0\", \"1\", ..., found {sorted(map(str, channels))}.",
                    "Set \"channel_names\": {\"0\": \"CT\"}.")
         return []
+    for channel, name in channels.items():
+        if not isinstance(name, str) or not name.strip():
+            report.add(f"channel_names.{channel}", f"must be a channel name such as \"CT\", found {_show(name)}.",
+                       f"Set \"channel_names\": {{\"{channel}\": \"CT\"}}.")
     labels_dir, images_dir = folder / "labelsTr", folder / "imagesTr"
     if not labels_dir.is_dir() or not images_dir.is_dir():
         report.add("imagesTr/labelsTr", f"folders missing in {folder}.", "Put training images in imagesTr and label maps in labelsTr.")
         return []
     cases = sorted(p.name[: -len(ending)] for p in labels_dir.iterdir() if p.name.endswith(ending))
     num_training = dataset.get("numTraining")
-    if isinstance(num_training, int) and num_training != len(cases):
+    if isinstance(num_training, int) and not isinstance(num_training, bool) and num_training != len(cases):
         report.add("numTraining", f"says {num_training} but labelsTr has {len(cases)} label files.",
                    f"Set \"numTraining\": {len(cases)}.")
     for case in cases:
         missing = [c for c in sorted(channels, key=str) if not (images_dir / f"{case}_{int(c):04d}{ending}").is_file()]
         if missing:
-            report.add("imagesTr", f"case {case!r} lacks image channel(s) {missing}.",
+            report.add("imagesTr", f"case {_show(case)} lacks image channel(s) {missing}.",
                        f"Add imagesTr/{case}_XXXX{ending} for each channel in channel_names.")
     return cases
 
@@ -124,19 +143,19 @@ def _check_prompts(dataset: dict, foreground: Dict[str, List[int]], report: _Col
     for name, label_prompts in prompts.items():
         field = f"{TEXT_PROMPTS_KEY}.{name}"
         if name not in foreground:
-            report.add(field, f"prompts given for {name!r}, which is not a foreground label.",
+            report.add(field, f"prompts given for {_show(name)}, which is not a foreground label.",
                        "Remove it or add the label to labels (names must match exactly).")
         if not isinstance(label_prompts, list) or not label_prompts:
-            report.add(field, f"must be a non-empty list of strings, found {label_prompts!r}.",
+            report.add(field, f"must be a non-empty list of strings, found {_show(label_prompts)}.",
                        "Give at least one prompt; the first is the canonical one.")
             continue
         for i, prompt in enumerate(label_prompts):
             if not isinstance(prompt, str) or not prompt.strip():
-                report.add(f"{field}[{i}]", f"prompt {prompt!r} is empty or not a string.", "Use non-empty text such as \"liver\".")
+                report.add(f"{field}[{i}]", f"prompt {_show(prompt)} is empty or not a string.", "Use non-empty text such as \"liver\".")
                 continue
             key = " ".join(prompt.lower().split())
             if key in owner and owner[key] != name:
-                report.add(f"{field}[{i}]", f"prompt {prompt!r} is also used by label {owner[key]!r}.",
+                report.add(f"{field}[{i}]", f"prompt {_show(prompt)} is also used by label {_show(owner[key])}.",
                            "Each prompt must identify one label: drop it from one of them.")
             owner.setdefault(key, name)
 
@@ -153,14 +172,14 @@ def _check_annotated(dataset: dict, foreground: Dict[str, List[int]], cases: Lis
     for case, names in annotated.items():
         field = f"{ANNOTATED_LABELS_KEY}.{case}"
         if cases and case not in known_cases:
-            report.add(field, f"case {case!r} is not in labelsTr.", "Remove the entry or fix the case identifier.")
+            report.add(field, f"case {_show(case)} is not in labelsTr.", "Remove the entry or fix the case identifier.")
         if not isinstance(names, list) or not names:
-            report.add(field, f"must be a non-empty list of label names, found {names!r}.",
+            report.add(field, f"must be a non-empty list of label names, found {_show(names)}.",
                        "List the labels annotated in this case, or drop the case from the dataset.")
             continue
         for name in names:
             if not isinstance(name, str) or name not in foreground:
-                report.add(field, f"{name!r} is not a foreground label name.", f"Use names from labels: {sorted(foreground)}.")
+                report.add(field, f"{_show(name)} is not a foreground label name.", f"Use names from labels: {sorted(foreground)}.")
 
 
 def validate_dataset_json(dataset: object, folder: Path, file: Path) -> List[DatasetProblem]:
@@ -182,11 +201,30 @@ def validate_dataset(folder: str | Path) -> List[DatasetProblem]:
     file = folder / "dataset.json"
     if not file.is_file():
         return [DatasetProblem(str(file), "<file>", "dataset.json not found.", "Create it as nnU-Net documents.")]
+    duplicates: List[str] = []
     try:
-        dataset = json.loads(file.read_text(encoding="utf-8"))
+        dataset = json.loads(file.read_text(encoding="utf-8"), object_pairs_hook=_DuplicateKeyRecorder(duplicates))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         return [DatasetProblem(str(file), "<file>", f"not valid JSON ({error}).", "Fix the JSON syntax.")]
+    except RecursionError:
+        return [DatasetProblem(str(file), "<file>", "brackets are nested too deeply to read.",
+                               "Write dataset.json as nnU-Net documents it (a few levels of objects and lists).")]
+    if duplicates:
+        return [DatasetProblem(str(file), key, "the key appears more than once in one object (JSON keeps only the "
+                                               "last value).", "Keep one entry per key.") for key in duplicates]
     return validate_dataset_json(dataset, folder, file)
+
+
+class _DuplicateKeyRecorder:
+    """``object_pairs_hook`` for json.loads: builds each object, noting keys that occur twice in it."""
+
+    def __init__(self, duplicates: List[str]):
+        self.duplicates = duplicates
+
+    def __call__(self, pairs: List[tuple]) -> dict:
+        keys = [key for key, _ in pairs]
+        self.duplicates.extend(sorted({key for key in keys if keys.count(key) > 1}))
+        return dict(pairs)
 
 
 def require_valid_dataset(folder: str | Path) -> None:

@@ -3,27 +3,33 @@
 Layout: ``<root>/<encoder fingerprint[:24]>/<sha256(prompt)[:32]>.npy``, each a float32 array of shape
 (embedding_dim,). The folder is keyed by the encoder's weight fingerprint, so a different (or fine-tuned)
 model never reads another model's entries; the file name is keyed by the exact prompt string (no
-normalisation: "Liver" and "liver" are different entries). Files are written to a temp name and renamed,
-so concurrent writers and crashes never leave a partial entry. The encoder itself is loaded only when a
-prompt is missing, and must then have the expected fingerprint.
+normalisation: "Liver" and "liver" are different entries). Entries are written through atomic_files
+(temporary name, read back, renamed; mode 0644 so that a shared cache serves every user), so concurrent
+writers, crashes and full disks never leave a partial entry. An entry that does not load as a finite 1-D
+float32 vector (damaged by other means) is named in a warning and recomputed. The encoder itself is loaded
+only when a prompt is missing, and must then have the expected fingerprint.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
+from nnunetv2_openvocab.atomic_files import save_npy_atomic
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
+from nnunetv2_openvocab.user_errors import UserError
+
+logger = logging.getLogger(__name__)
 
 CACHE_ENV = "nnUNet_openvocab_cache"
 
 
-class TextEncoderMismatchError(RuntimeError):
+class TextEncoderMismatchError(UserError, RuntimeError):
     pass
 
 
@@ -66,10 +72,8 @@ class PromptEmbeddingCache:
         vectors: list = [None] * len(prompts)
         missing = []
         for i, prompt in enumerate(prompts):
-            path = self._path(prompt)
-            if path.is_file():
-                vectors[i] = np.load(path)
-            else:
+            vectors[i] = self._read(self._path(prompt))
+            if vectors[i] is None:
                 missing.append(i)
         if missing:
             fresh = self.encoder.encode([prompts[i] for i in missing]).numpy()
@@ -82,8 +86,22 @@ class PromptEmbeddingCache:
         return torch.from_numpy(np.stack(vectors).astype(np.float32))
 
     @staticmethod
+    def _read(path: Path) -> Optional[np.ndarray]:
+        """The cached vector, or None when there is none or it is damaged (then it is recomputed)."""
+        if not path.is_file():
+            return None
+        try:
+            vector = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as error:
+            vector, reason = None, str(error)
+        else:
+            reason = (f"holds {vector.dtype} {vector.shape}" if vector.ndim != 1 or vector.dtype != np.float32
+                      else "" if np.isfinite(vector).all() else "holds NaN or Inf")
+        if reason:
+            logger.warning("Prompt embedding cache entry %s is damaged (%s); recomputing it.", path, reason)
+            return None
+        return vector
+
+    @staticmethod
     def _write(path: Path, vector: np.ndarray) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, vector.astype(np.float32))
-        os.replace(tmp, path)
+        save_npy_atomic(path, vector.astype(np.float32))

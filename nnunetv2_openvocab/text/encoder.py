@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import torch
 
 from nnunetv2_openvocab.text.projection import TextProjection, load_projection
+from nnunetv2_openvocab.user_errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ TEXT_MODELS_ENV = "nnUNet_openvocab_text_models"
 ALIGNED_MANIFEST = "aligned.json"
 
 
-class TextEncoderNotFoundError(FileNotFoundError):
+class TextEncoderNotFoundError(UserError, FileNotFoundError):
     """Raised with the list of places searched and how to provide the model."""
 
 

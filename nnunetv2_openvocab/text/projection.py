@@ -45,9 +45,9 @@ def read_aligned_manifest(folder: str | Path) -> dict:
 
 
 def load_projection(folder: str | Path) -> TextProjection:
-    from safetensors.torch import load_file
+    from nnunetv2_openvocab.safe_loading import read_safetensors
 
     config = read_aligned_manifest(folder)["projection"]
     projection = TextProjection(config["in_dim"], config["hidden_dim"], config["out_dim"])
-    projection.load_state_dict(load_file(str(Path(folder) / config["weights"])))
+    projection.load_state_dict(read_safetensors(Path(folder) / config["weights"]))
     return projection

@@ -7,7 +7,8 @@ cache; embeddings of all training prompts are looked up once at start. The netwo
 its backbone once per batch and contracts the decoder features with one query per prompt.
 
 Without prompts the network answers with the canonical training prompts in nnU-Net's label layout, so
-nnU-Net's validation (``--val``, ``--c``, all folds) and ``nnUNetv2_predict`` work unchanged.
+nnU-Net's validation (``--val``, ``--c``, all folds) and ``nnUNetv2_predict`` work unchanged. Checkpoints that
+``--c``/``--val`` resume from are read weights-only (``load_checkpoint``), unlike the stock trainer's.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from torch import autocast
 
 from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
 from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
+from nnunetv2_openvocab.safe_loading import torch_load_weights_only
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.training.loss import DeepSupervisionPromptLoss, PromptSegmentationLoss
 from nnunetv2_openvocab.training.prompt_sampling import LabelTargets, PromptSampler
@@ -73,6 +75,12 @@ class nnUNetTrainerOpenVocab(nnUNetTrainer):
             "text_prompts": {label.name: list(label.prompts) for label in self.dataset_prompts.labels},
             "connector": self._bare_network().connector_config,
         }
+
+    def load_checkpoint(self, filename_or_checkpoint) -> None:
+        """nnU-Net's hook for ``--c``, ``--val`` and ``--val_best``: the file is read with weights_only=True."""
+        if isinstance(filename_or_checkpoint, str):
+            filename_or_checkpoint = torch_load_weights_only(filename_or_checkpoint, map_location=self.device)
+        super().load_checkpoint(filename_or_checkpoint)
 
     def _bare_network(self) -> OpenVocabSTUNet:
         network = self.network.module if self.is_ddp else self.network
