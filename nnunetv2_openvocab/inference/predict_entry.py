@@ -17,7 +17,9 @@ from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, Predictio
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
-DEFAULT_WORKERS = 3  # nnU-Net's -npp/-nps default
+# nnU-Net defaults to 3 background processes each; on a 2-core CPU they cut throughput to 0.3x of sequential
+# (benchmarks/bench_scale_out.py, RESULTS.md), so they are opt-in: use them where cores idle during inference
+DEFAULT_WORKERS = 0
 
 EPILOG = """\
 examples:
