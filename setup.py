@@ -46,6 +46,7 @@ setup(
             "nnUNetv2_openvocab_check_dataset = nnunetv2_openvocab.prompts.check_dataset_entry:main",
             "nnUNetv2_openvocab_plan_and_preprocess = nnunetv2_openvocab.planning.plan_and_preprocess_entry:main",
             "nnUNetv2_openvocab_predict = nnunetv2_openvocab.inference.predict_entry:main",
+            "nnUNetv2_openvocab_embed = nnunetv2_openvocab.inference.embed_entry:main",
             "nnUNetv2_openvocab_evaluate = nnunetv2_openvocab.evaluation.evaluate_entry:main",
             "nnUNetv2_openvocab_eval_unseen = nnunetv2_openvocab.evaluation.unseen_entry:main",
             "nnUNetv2_openvocab_compare = nnunetv2_openvocab.evaluation.compare_entry:main",

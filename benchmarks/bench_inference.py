@@ -25,6 +25,7 @@ Usage: python benchmarks/bench_inference.py [--model-folder DIR] [--checkpoint c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import resource
@@ -43,7 +44,7 @@ from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOp
 from nnunetv2_openvocab.inference.input_images import find_cases, read_case
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.inference.sliding_window import SlidingWindow
-from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet, build_openvocab_stunet
 
 DEMO_MODEL = Path("openvocab_demo/nnUNet_results/Dataset990_OpenVocabExample/"
                   "nnUNetTrainerOpenVocab_CPUShort__nnUNetPlans_STUNetB_width8__3d_fullres")
@@ -121,10 +122,9 @@ def sliding_window_overhead(predictor: OpenVocabPredictor, image: Path, prompts:
 def default_mode_network(predictor: OpenVocabPredictor, prompts: list) -> OpenVocabSTUNet:
     """The same weights with the prompts as default classes: what nnU-Net's own predictor can run."""
     model = predictor.model
-    config = dict(model.network.connector_config)
-    network = OpenVocabSTUNet(model.num_input_channels, len(prompts) + 1, model.metadata["embedding_dim"],
-                              len(prompts), config.pop("kind"), config, deep_supervision=False,
-                              **model.configuration_manager.network_arch_init_kwargs)
+    spec = dataclasses.replace(model.spec, label_names=tuple(prompts))
+    network = build_openvocab_stunet(spec, model.configuration_manager.network_arch_init_kwargs,
+                                     model.num_input_channels, len(prompts) + 1, deep_supervision=False)
     weights = {k: v for k, v in model.network.state_dict().items() if not k.endswith("default_embeddings")}
     network.load_state_dict(weights, strict=False)
     network.head.default_embeddings.copy_(predictor.embed(prompts))

@@ -1,9 +1,14 @@
 """Public CT datasets -> prompt-ready nnU-Net datasets, the shared structure taxonomy, merging, unseen-prompt sets.
 
-- ``taxonomy`` (+ ``build_taxonomy``, data/taxonomy.json): canonical structures, prompts, part-of relations.
+- ``build_taxonomy``: regenerates the shared structure taxonomy (canonical structures, prompts, part-of relations),
+  which lives in ``nnunetv2_openvocab.prompts.taxonomy`` (data: nnunetv2_openvocab/data/taxonomy.json) because
+  inference grounds prompts with it.
 - ``label_tables`` (data/label_tables/*.json): per-dataset native layout and label values.
 - ``case_conversion``, ``converter``, ``discovery``, ``volume_checks``, ``problems``: the shared, resumable
   conversion framework; ``converters/``: one module per source dataset; ``convert_entry``: the CLI.
 - ``merge``, ``label_harmonisation``, ``merge_entry``: partially labelled merged datasets.
 - ``unseen_sets`` (data/unseen_prompts/*.json): unseen-prompt sets for the evaluation.
 """
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent / "data"

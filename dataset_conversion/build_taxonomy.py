@@ -22,19 +22,18 @@ import argparse
 import fnmatch
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
-from dataset_conversion.taxonomy import DEFAULT_TAXONOMY_PATH, DATA_DIR
+from nnunetv2_openvocab.prompts.laterality import side_of, sides, without_side
+from nnunetv2_openvocab.prompts.taxonomy import DEFAULT_TAXONOMY_PATH
+from dataset_conversion import DATA_DIR
 
 logger = logging.getLogger(__name__)
 
-SIDES = ("left", "right")
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth",
             "eleventh", "twelfth")
-SIDE_WORD = re.compile(r"\b(left|right)\b", re.IGNORECASE)
 DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 OVERRIDES_PATH = DATA_DIR / "taxonomy_overrides.json"
 
@@ -60,20 +59,10 @@ class RadLexIndex:
         return self.by_id.get(ref["id"]) if ref else None
 
 
-def side_of(name: str) -> Optional[str]:
-    tokens = name.split("_")
-    found = [s for s in SIDES if s in tokens]
-    return found[0] if found else None
-
-
-def unsided_name(name: str) -> str:
-    return "_".join(t for t in name.split("_") if t not in SIDES)
-
-
 def rule_based_prompt(name: str) -> str:
     """'kidney_left' -> 'left kidney', 'rib_right_3' -> 'right third rib', 'vertebrae_C1' -> 'C1 vertebra'."""
     side = side_of(name)
-    tokens = [t for t in name.split("_") if t not in SIDES]
+    tokens = without_side(name).split("_")
     if tokens[0] == "rib" and len(tokens) == 2:
         text = f"{ORDINALS[int(tokens[1]) - 1]} rib"
     elif tokens[0] == "vertebrae" and len(tokens) == 2:
@@ -81,10 +70,6 @@ def rule_based_prompt(name: str) -> str:
     else:
         text = " ".join(tokens)
     return f"{side} {text}" if side else text
-
-
-def strip_side_word(prompt: str) -> str:
-    return re.sub(r"\b(left|right)\s+", "", prompt, count=1)
 
 
 def is_usable_radlex_synonym(term: str, denylist: set) -> bool:
@@ -122,7 +107,7 @@ class TaxonomyBuilder:
         explicit += sorted({m for members in self.groups.values() for m in members
                             if not any(c in m for c in "*?[") and m not in explicit})
         names = set(explicit)
-        parents = sorted({unsided_name(n) for n in names if side_of(n) == "left"
+        parents = sorted({without_side(n) for n in names if side_of(n) == "left"
                           and n.replace("left", "right") in names} - names)
         return explicit + parents
 
@@ -136,8 +121,8 @@ class TaxonomyBuilder:
     def _part_of_relations(self, names: List[str]) -> Dict[str, List[str]]:
         relations: Dict[str, List[str]] = {}
         for name in names:  # sided pairs -> their unsided parent
-            if side_of(name) and unsided_name(name) in names:
-                relations.setdefault(name, []).append(unsided_name(name))
+            if side_of(name) and without_side(name) in names:
+                relations.setdefault(name, []).append(without_side(name))
         for parent, patterns in self.groups.items():
             for pattern in patterns:
                 members = fnmatch.filter(names, pattern)
@@ -153,9 +138,9 @@ class TaxonomyBuilder:
         override = self.overrides.get(name, {})
         if "default_prompt" in override:
             return override["default_prompt"]
-        left_child = next((n for n in names if side_of(n) == "left" and unsided_name(n) == name), None)
+        left_child = next((n for n in names if side_of(n) == "left" and without_side(n) == name), None)
         if left_child is not None:
-            return strip_side_word(self._default_prompt(left_child, names))
+            return without_side(self._default_prompt(left_child, names))
         if name in self.totalsegmentator_names:
             return rule_based_prompt(name)
         raise ValueError(f"Structure {name!r} needs a 'default_prompt' in {OVERRIDES_PATH} (it is neither a "
@@ -186,9 +171,9 @@ class TaxonomyBuilder:
 
         synonyms = usable_terms(entry) if entry is not None else []
         if side and unsided_entry is not None and unsided_entry is not entry:
-            synonyms += [f"{side} {t}" for t in usable_terms(unsided_entry) if not SIDE_WORD.search(t)]
+            synonyms += [f"{side} {t}" for t in usable_terms(unsided_entry) if not sides(t)]
         if side:
-            synonyms = [t for t in synonyms if re.search(rf"\b{side}\b", t, re.IGNORECASE)]
+            synonyms = [t for t in synonyms if side in sides(t)]
         return synonyms
 
     def _structure(self, name: str, names: List[str], parents: List[str]) -> dict:
@@ -198,7 +183,7 @@ class TaxonomyBuilder:
         entry = self._radlex_entry(name, prompt)
         unsided_entry = None
         if side:
-            unsided_entry = (self.radlex.unsided(entry) if entry else None) or self.radlex.find(strip_side_word(prompt))
+            unsided_entry = (self.radlex.unsided(entry) if entry else None) or self.radlex.find(without_side(prompt))
         eval_synonyms = override.get("eval_synonyms", [])
         excluded = [*eval_synonyms, *override.get("exclude_synonyms", []), prompt]
         synonyms = dedupe([*override.get("synonyms", []), *self._radlex_synonyms(entry, side, unsided_entry)], excluded)
@@ -227,7 +212,7 @@ class TaxonomyBuilder:
                     raise ValueError(f"Training prompt {prompt!r} belongs to both {other!r} and {s['name']!r}; "
                                      f"remove it from one of them in {OVERRIDES_PATH} (exclude_synonyms).")
             if s["laterality"] != "none":
-                unsided = [p for p in [s["default_prompt"], *s["synonyms"]] if s["laterality"] not in p.lower()]
+                unsided = [p for p in [s["default_prompt"], *s["synonyms"]] if s["laterality"] not in sides(p)]
                 if unsided:
                     raise ValueError(f"Prompts {unsided} of {s['name']!r} lack the side word "
                                      f"{s['laterality']!r}; add it in {OVERRIDES_PATH}.")

@@ -16,11 +16,24 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from dataset_conversion.converters import (amos22, btcv, btcv_cervix, covid19, ct_rate, flare22, kits23, msd,
-                                           segrap2023, segthor, totalsegmentator)
+                                           segrap2023, segthor, totalsegmentator, totalsegmentator_v1)
 from dataset_conversion.case_conversion import REPORT_NAME
 from dataset_conversion.dataset_json import dataset_folder
 from dataset_conversion.problems import raise_if_cases_failed
 from nnunetv2_openvocab.user_errors import exit_on_user_error
+
+
+TOTALSEGMENTATOR_V1_NAME = "TotalSegmentatorV1"
+
+
+def convert_totalsegmentator(native_folder: Path, output_folder: Path, num_processes: Optional[int] = None,
+                             version: int = 2, split_file: Optional[Path] = None) -> Path:
+    """v2 keeps meta.csv's split; v1 follows the paper's protocol (104 classes, five folds, fold 1 = test)."""
+    if version == 1:
+        return totalsegmentator_v1.convert(native_folder, output_folder, num_processes, split_file)
+    if split_file is not None:
+        raise ValueError("--split-file applies to --version 1 (the paper's five folds); v2 keeps meta.csv's split.")
+    return totalsegmentator.convert(native_folder, output_folder, num_processes)
 
 
 @dataclass(frozen=True)
@@ -31,8 +44,9 @@ class DatasetConverter:
 
 
 CONVERTERS: Dict[str, DatasetConverter] = {
-    "totalsegmentator": DatasetConverter(totalsegmentator.convert, "TotalSegmentatorV2",
-                                         "TotalSegmentator v2 (subject folders with per-structure masks, meta.csv)"),
+    "totalsegmentator": DatasetConverter(convert_totalsegmentator, "TotalSegmentatorV2",
+                                         "TotalSegmentator v2 (subject folders with per-structure masks, meta.csv), "
+                                         "or v1 with --version 1 (104 classes, the paper's five folds)"),
     "msd_liver": DatasetConverter(partial(msd.convert, "liver"), "MSDLiver", "MSD Task03 Liver"),
     "msd_lung": DatasetConverter(partial(msd.convert, "lung"), "MSDLung", "MSD Task06 Lung"),
     "msd_pancreas": DatasetConverter(partial(msd.convert, "pancreas"), "MSDPancreas", "MSD Task07 Pancreas"),
@@ -93,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--name", default=converter.default_name,
                          help=f"dataset name after DatasetXXX_ (default {converter.default_name})")
         sub.add_argument("-o", "--output-root", type=Path, default=None, help="nnUNet_raw folder (default $nnUNet_raw)")
+        if key == "totalsegmentator":
+            sub.add_argument("--version", type=int, choices=(1, 2), default=2,
+                             help="2: v2 release, meta.csv split (default); 1: v1 release with v1's 104-class table "
+                                  "and the paper's split (five folds, fold 1 = test; recorded in folds.json), "
+                                  f"default name {TOTALSEGMENTATOR_V1_NAME}")
+            sub.add_argument("--split-file", type=Path, default=None,
+                             help="--version 1: official split (nnU-Net splits_final.json, or a folds.json)")
         if key == "amos22":
             sub.add_argument("--validation-into-training", action="store_true",
                              help="put the labelled validation cases into imagesTr instead of imagesTs/labelsTs")
@@ -124,6 +145,10 @@ def _convert(args: argparse.Namespace) -> None:
         raise_if_cases_failed(ct_rate.report_path(path))
         return
     options = {}
+    if args.dataset == "totalsegmentator":
+        options.update(version=args.version, split_file=args.split_file)
+        if args.version == 1 and args.name == CONVERTERS["totalsegmentator"].default_name:
+            args.name = TOTALSEGMENTATOR_V1_NAME
     if args.dataset == "amos22":
         options["validation_into_training"] = args.validation_into_training
     if args.dataset == "segrap2023":

@@ -18,7 +18,8 @@ CONVERTER_VERSION = "1"
 
 
 def default_num_processes() -> int:
-    return os.cpu_count() or 1
+    """nnU-Net's ``nnUNet_def_n_proc`` when set, else every CPU core."""
+    return int(os.environ.get("nnUNet_def_n_proc") or os.cpu_count() or 1)
 
 
 def table_fingerprint(table: LabelTable) -> str:

@@ -12,7 +12,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.region_labels import nnunet_labels, order_supersets_first, regions_class_order
-from dataset_conversion.taxonomy import Taxonomy, load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, TEXT_PROMPTS_KEY
 
 FILE_ENDING = ".nii.gz"

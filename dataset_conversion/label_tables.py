@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from dataset_conversion.region_labels import all_values, normalise, order_supersets_first
-from dataset_conversion.taxonomy import DATA_DIR, Taxonomy, load_taxonomy
+from dataset_conversion import DATA_DIR
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 LABEL_TABLE_DIR = DATA_DIR / "label_tables"
 

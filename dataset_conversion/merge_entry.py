@@ -8,7 +8,8 @@ from typing import List, Optional, Sequence
 
 from dataset_conversion.convert_entry import nnunet_raw_folder
 from dataset_conversion.dataset_json import dataset_folder
-from dataset_conversion.merge import DUPLICATE_RULE, REPORT_NAME, find_dataset_folder, merge_datasets
+from dataset_conversion.merge import DUPLICATE_RULE, REPORT_NAME, merge_datasets
+from dataset_conversion.merge_sources import find_dataset_folder
 from dataset_conversion.problems import raise_if_cases_failed
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 

@@ -9,20 +9,14 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from nnunetv2_openvocab.prompts.dataset_prompts import BACKGROUND
+from nnunetv2_openvocab.prompts.dataset_prompts import BACKGROUND, label_values_by_name
 
 LabelValues = Dict[str, Tuple[int, ...]]
 
 
 def normalise(labels: Mapping[str, object]) -> LabelValues:
     """``{name: int | [ints]}`` (background excluded) -> ``{name: sorted tuple of ints}``."""
-    out = {}
-    for name, value in labels.items():
-        if name == BACKGROUND:
-            continue
-        values = value if isinstance(value, (list, tuple)) else [value]
-        out[name] = tuple(sorted({int(v) for v in values}))
-    return out
+    return {name: tuple(sorted(set(values))) for name, values in label_values_by_name(labels).items()}
 
 
 def order_supersets_first(labels: Mapping[str, Sequence[int]]) -> LabelValues:

@@ -14,7 +14,8 @@ prompts are left out and named in the description.
 
 Sets come from two sources: the hand-picked specs of data/unseen_prompt_specs.json (the paper's Tables VI and VII)
 and :func:`taxonomy_unseen_set`, which lists every group and held-out synonym the taxonomy can resolve.
-Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``.
+Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``. ``example.json`` (the demo
+dataset's labels) is written by hand. ``load_unseen_set`` is the one loader of every shipped set.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.label_tables import load_label_table
-from dataset_conversion.taxonomy import DATA_DIR, Taxonomy, load_taxonomy
+from dataset_conversion import DATA_DIR
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Steps (each one is skipped when its result exists, so an interrupted demo resume
      the result does not depend on how busy the machine is; progress is echoed with an ETA; ``--minutes`` is an
      optional cap (the best checkpoint so far is then used); an interrupted training continues (``--c``);
   4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
-     (``data/unseen_prompts_example.json``): masks, combined label map, statistics, previews, prompt report;
+     (``dataset_conversion/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
   5. evaluation: Dice and NSD per prompt (``evaluate_folder``), printed beside the values recorded for the
      reference run (data/demo_reference.json, also in benchmarks/RESULTS.md).
 The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
@@ -31,14 +31,14 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from dataset_conversion.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables, percent
-from nnunetv2_openvocab.evaluation.unseen_entry import EXAMPLE_SET
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.inference.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.predict_entry import run_prediction
 from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
-from nnunetv2_openvocab.training.variants import nnUNetTrainerOpenVocab_CPUShort
+from nnunetv2_openvocab.training.cpu_variants import nnUNetTrainerOpenVocab_CPUShort
 
 DATASET_ID, DATASET_NAME = 990, "Dataset990_OpenVocabExample"
 TRAINER, PLANS, CONFIGURATION = "nnUNetTrainerOpenVocab_CPUShort", "nnUNetPlans_STUNetB_width8", "3d_fullres"
@@ -191,7 +191,7 @@ def demo_prompt_set(dataset_json: dict) -> dict:
     """Training prompts (one per label) plus the unseen example set, with the labels each one targets."""
     seen = [{"prompt": dataset_json["text_prompts"][label][0], "targets": [label], "kind": "seen"}
             for label in dataset_json["text_prompts"]]
-    unseen = json.loads(EXAMPLE_SET.read_text(encoding="utf-8"))["prompts"]
+    unseen = load_unseen_set("example")["prompts"]
     return {"name": "demo", "description": "training prompts (seen) and prompts never used in training",
             "prompts": seen + unseen}
 
@@ -221,7 +221,7 @@ def run_demo(output_folder: Path, minutes: Optional[float] = None, device: Optio
     print("[5/5] evaluating Dice and NSD against the TotalSegmentator labels", flush=True)
     summary = evaluate_folder(reference, root / "predictions", dataset_json, root / "metrics", prompt_set,
                               num_processes=1)
-    print("\n" + markdown_tables(summary))
+    print("\n" + markdown_tables(summary, run.report.routes()))
     print(reference_comparison(summary))
     print(run.report.to_text())
     outputs = {"masks": root / "predictions", "prompt report": run.report_files[1],

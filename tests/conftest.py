@@ -23,6 +23,7 @@ LEARNING_DATASET_ID = 990
 LEARNING_PLANS = "nnUNetPlans_STUNetB_width8"
 LEARNING_TRAINER = "nnUNetTrainerOpenVocab_CPUShort"
 PATCH_SIZE = ("48", "48", "48")
+SMOKE_TRAINERS = Path(__file__).resolve().parent / "smoke_trainers"  # test-only *_CPUSmoke trainers
 
 
 def shared_data(*parts: str) -> Path:
@@ -68,7 +69,8 @@ def make_nnunet_folders(root: Path) -> NnUNetFolders:
         "nnUNet_raw": str(root / "raw"), "nnUNet_preprocessed": str(root / "preprocessed"),
         "nnUNet_results": str(root / "results"), "nnUNet_openvocab_cache": str(root / "text_cache"),
         "nnUNet_def_n_proc": "2", "nnUNet_n_proc_DA": "2", "nnUNet_compile": "false",
-        "nnUNet_extTrainer": ext_trainer_value(os.environ.get("nnUNet_extTrainer")),
+        "nnUNet_extTrainer": ext_trainer_value(os.pathsep.join(filter(None, [str(SMOKE_TRAINERS),
+                                                                             os.environ.get("nnUNet_extTrainer")]))),
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONUNBUFFERED": "1",
     })
     for key in ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results"):

@@ -19,7 +19,7 @@ from dataset_conversion.convert_entry import convert_to_nnunet
 from dataset_conversion.converters import ct_rate, msd
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.region_labels import nnunet_labels
-from dataset_conversion.taxonomy import load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.prompts.validation import validate_dataset
 from test_conversion_support import (FULL_RESOLUTION, SHARED_DATA, TOTALSEG, example_ct, native_label_map, read_array,
                                      requires_shared_data, verify_with_nnunet, write_layout_replica,

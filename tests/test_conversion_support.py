@@ -23,7 +23,7 @@ import SimpleITK as sitk
 
 from dataset_conversion.discovery import ID
 from dataset_conversion.label_tables import LabelTable
-from dataset_conversion.taxonomy import load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 
 SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -50,6 +50,8 @@ def test_valid_dataset_has_no_problems(tmp_path):
     ({"text_prompts": {"liver": ["liver", ""], "spleen": ["spleen"]}}, "text_prompts.liver[1]", "empty or not a string"),
     ({"text_prompts": {"liver": ["liver", 3], "spleen": ["spleen"]}}, "text_prompts.liver[1]", "empty or not a string"),
     ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "Liver"]}}, "text_prompts.spleen[1]", "also used by label 'liver'"),
+    ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "liver!"]}}, "text_prompts.spleen[1]", "both be saved as <case>_liver"),
+    ({"text_prompts": {"liver": ["liver", "?!"], "spleen": ["spleen"]}}, "text_prompts.liver[1]", "no letters or digits"),
     ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen"], "kidney": ["kidney"]}}, "text_prompts.kidney", "not a foreground label"),
     ({"text_prompts": None}, "text_prompts", "found nothing"),
     ({"annotated_labels": {"case_zzz": ["liver"]}}, "annotated_labels.case_zzz", "not in labelsTr"),

@@ -9,7 +9,7 @@ import pytest
 
 from nnunetv2_openvocab.demo import DemoError, ProgressEcho, demo_prompt_set, reference_comparison, run_demo, run_logged
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 
 def test_demo_prompts_are_the_training_prompts_plus_unseen_ones():
@@ -33,6 +33,7 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
     table = outputs["metrics table"].read_text(encoding="utf-8")
     assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
     assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
+    assert "| renal organs | kidney_left + kidney_right | synonym | union: kidney_left + kidney_right |" in printed
 
 
 def test_a_command_is_stopped_at_its_deadline(tmp_path):

@@ -16,7 +16,7 @@ from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.input_images import read_dicom_series
 from nnunetv2_openvocab.inference.predict_entry import main
 from nnunetv2_openvocab.inference.segment_coding import GENERIC_TYPE, LESION_CATEGORY, LESION_TYPE, segment_codes
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "left kidney", "renal organs"]
 SEGMENTATION_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"

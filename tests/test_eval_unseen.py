@@ -16,7 +16,7 @@ LABELS = list(DEFAULT_STRUCTURES)
 def test_shipped_example_set_targets_the_example_labels_with_unseen_prompts():
     content, source = load_unseen_prompt_set("example")
     training = {p.lower() for name in LABELS for p in example_prompts()[name]}
-    assert source.endswith("unseen_prompts_example.json") and len(content["prompts"]) >= 2
+    assert source.endswith("unseen_prompts/example.json") and len(content["prompts"]) >= 2
     for entry in content["prompts"]:
         assert set(entry["targets"]) <= set(LABELS) and entry["prompt"].lower() not in training
     kept, left_out = applicable_entries(content, LABELS)

@@ -16,7 +16,7 @@ from nnunetv2_openvocab.evaluation.evaluate_entry import main
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.evaluation.surface_distance import normalized_surface_distance
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from conftest import read_shared_label_map
 
 # our label -> TotalSegmentator "total" id

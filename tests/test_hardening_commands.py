@@ -18,7 +18,7 @@ from dataset_conversion.label_tables import load_label_table
 from nnunetv2_openvocab.evaluation.evaluate_entry import main as evaluate_main
 from nnunetv2_openvocab.pretraining.pretrain_entry import main as pretrain_main
 from nnunetv2_openvocab.pretraining.train import train
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from test_caption_curate_command import small_radlex, write_ct_rate_csv  # noqa: F401 (fixture)
 from test_caption_llm_client import Reply, ScriptedChatServer
 from test_conversion_support import write_layout_replica

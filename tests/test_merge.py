@@ -15,7 +15,7 @@ from dataset_conversion.label_harmonisation import compatible_pairs, harmonise, 
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.merge import merge_datasets
 from dataset_conversion.region_labels import normalise
-from dataset_conversion.taxonomy import load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
 from nnunetv2_openvocab.prompts.validation import validate_dataset
 from test_conversion_support import (native_label_map, read_array, requires_shared_data, verify_with_nnunet,

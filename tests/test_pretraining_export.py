@@ -22,7 +22,7 @@ from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder
 from nnunetv2_openvocab.pretraining.pretrain_entry import main
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder, module_fingerprint
-from nnunetv2_openvocab.text.projection import read_aligned_manifest
+from nnunetv2_openvocab.aligned_checkpoint import read_aligned_checkpoint
 from test_pretraining_support import one_torch_thread  # noqa: F401 (autouse fixture)
 from test_pretraining_support import (
     TINY_DIMS, TINY_STRIDES, synthetic_caption_records, write_ct_slabs, write_manifest, write_tiny_nnunet_model)
@@ -48,7 +48,7 @@ def inputs(tmp_path_factory) -> dict:
 
 def _stunet_encoder_from(aligned: Path) -> tuple[STUNet, dict]:
     """A fresh STUNet with the exported encoder loaded, and the image_encoder block of aligned.json."""
-    record = read_aligned_manifest(aligned)["image_encoder"]
+    record = read_aligned_checkpoint(aligned).manifest["image_encoder"]
     network = STUNet(record["input_channels"], 5, **record["arch_kwargs"])
     report = load_encoder_weights(network, read_checkpoint_state_dict(aligned / record["weights"]))
     assert not report.missing and not report.mismatched and len(report.matched) > 0
@@ -128,9 +128,42 @@ def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_pat
                 "-device", "cpu")
     trained = read_checkpoint_state_dict(folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres"
                                          / "fold_all" / "checkpoint_final.pth")
-    record = read_aligned_manifest(aligned)["image_encoder"]
+    record = read_aligned_checkpoint(aligned).manifest["image_encoder"]
     encoder = read_checkpoint_state_dict(aligned / record["weights"])
     encoder_names = [name for name in encoder if name.startswith("conv_blocks_context.")]
     assert encoder_names
     for name in encoder_names:
         assert torch.equal(trained[name], encoder[name]), f"frozen encoder weight {name} changed or was not loaded"
+
+
+def test_every_openvocab_trainer_loads_the_plans_checkpoint_or_refuses(inputs, tmp_path):
+    """The base trainer starts from openvocab.pretrained_checkpoint too (unfrozen); a missing one stops training."""
+    import subprocess
+
+    from conftest import make_nnunet_folders
+    from nnunetv2_openvocab.example_dataset import build_example_dataset
+
+    aligned = inputs["folder"] / "aligned"
+    if not (aligned / "aligned.json").is_file():
+        pytest.skip("needs the export of test_cache_train_export_and_load")
+    folders = make_nnunet_folders(tmp_path)
+    dataset = build_example_dataset(folders.raw, 994, structures=("liver",), case_slabs=((20, 60), (50, 90)))
+    folders.run("nnUNetv2_openvocab_plan_and_preprocess", "-d", "994", "--pretrained", str(aligned),
+                "--patch-size", "32", "64", "64", "-overwrite_plans_name", "nnUNetPlans_Aligned", "-np", "2",
+                "--no_pbar")
+    trainer = "nnUNetTrainerOpenVocab_CPUSmoke"
+    folders.run("nnUNetv2_train", "994", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Aligned",
+                "-device", "cpu")
+    fold = folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres" / "fold_all"
+    log = "".join(p.read_text(encoding="utf-8") for p in fold.glob("training_log_*.txt"))
+    assert f"Loaded {aligned / 'image_encoder.safetensors'}: " in log
+
+    preprocessed = folders.root / "preprocessed" / dataset.name
+    plans = json.loads((preprocessed / "nnUNetPlans_Aligned.json").read_text(encoding="utf-8"))
+    plans["plans_name"] = "nnUNetPlans_Gone"
+    plans["openvocab"]["pretrained_checkpoint"] = str(tmp_path / "gone.pth")
+    (preprocessed / "nnUNetPlans_Gone.json").write_text(json.dumps(plans), encoding="utf-8")
+    result = subprocess.run(["nnUNetv2_train", "994", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Gone",
+                             "-device", "cpu"], env=folders.env, capture_output=True, encoding="utf-8", timeout=600)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "openvocab.pretrained_checkpoint" in result.stderr and "gone.pth" in result.stderr

@@ -19,7 +19,7 @@ from nnunetv2_openvocab.inference.input_images import find_cases, read_case
 from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.inference.probability_files import geometry_file, probability_file
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "renal organs"]
 
@@ -80,7 +80,7 @@ def test_probabilities_of_many_prompts_stream_without_a_prompts_by_volume_buffer
     tracemalloc.start()
     try:
         count = sum(output.probabilities is not None
-                    for output in predictor.prompt_outputs(preprocessed, properties, prompts, probabilities=True))
+                    for output in predictor.answers_from_preprocessed(preprocessed, properties, prompts, True))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

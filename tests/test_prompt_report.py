@@ -10,8 +10,7 @@ import pytest
 import torch
 
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.inference.prompt_report import (build_prompt_report, laterality_warnings, side_free_key,
-                                                        sides, write_prompt_report)
+from nnunetv2_openvocab.inference.prompt_report import build_prompt_report, laterality_warnings, write_prompt_report
 
 TRAINING = {"kidney_left": ["left kidney"], "kidney_right": ["right kidney"], "liver": ["liver"]}
 
@@ -25,11 +24,6 @@ def fake_embed(vectors):
 VECTORS = {"left kidney": [1.0, 0.2, 0.0], "right kidney": [1.0, -0.2, 0.0], "liver": [0.0, 0.0, 1.0],
            "kidney": [1.0, 0.0, 0.1], "left renal unit": [1.0, 0.15, 0.0], "banana": [0.0, 1.0, -0.2],
            "Liver": [0.0, 0.0, 1.0]}
-
-
-def test_side_words_and_keys():
-    assert sides("Left kidney") == {"left"} and sides("left and right lung") == {"left", "right"}
-    assert side_free_key("kidney_left") == side_free_key("kidney_right") == ("kidney",)
 
 
 def test_statuses_nearest_labels_and_warnings():

@@ -10,7 +10,8 @@ from dynamic_network_architectures.architectures.unet import PlainConvUNet
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from torch import nn
 
-from nnunetv2_openvocab.network.stunet import STUNet, NearestUpsampleProjection, stunet_arch_kwargs
+from nnunetv2_openvocab.network.stunet import STUNet, stunet_arch_kwargs
+from nnunetv2_openvocab.network.stunet_blocks import NearestUpsampleProjection
 
 SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA",
                                   Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -69,3 +69,43 @@ def test_stock_train_and_predict_keep_geometry(planned, trainer, tmp_path):
         np.testing.assert_allclose(prediction.GetOrigin(), image.GetOrigin())
         np.testing.assert_allclose(prediction.GetDirection(), image.GetDirection())
         assert set(np.unique(sitk.GetArrayFromImage(prediction))) <= {0, 1, 2, 3}
+
+
+def test_frozen_encoder_without_pretrained_weights_refuses_to_train(planned):
+    """No openvocab.pretrained_checkpoint and no -pretrained_weights: one clear line, non-zero exit."""
+    import subprocess
+
+    folders, _ = planned
+    result = subprocess.run(["nnUNetv2_train", str(DATASET_ID), "3d_fullres", "all", "-tr",
+                             "nnUNetTrainerOpenVocabFrozenEncoder", "-p", PLANS, "-device", "cpu"],
+                            env=folders.env, capture_output=True, encoding="utf-8", errors="replace", timeout=600)
+    assert result.returncode != 0
+    assert "no pretrained weights were given" in result.stderr and "--pretrained PATH" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cross_attention_model_predicts_through_m_with_its_connector(planned, tmp_path):
+    """The predictor builds the connector from the checkpoint's spec: a cross-attention model trained by a trainer
+    nnU-Net cannot even find at prediction time (a test-only smoke twin) loads with -m."""
+    from conftest import NnUNetFolders
+    from nnunetv2_openvocab.inference.model_loading import load_trained_model
+    from nnunetv2_openvocab.network.text_query_head import CrossAttentionConnector
+    from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
+    from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
+
+    folders, dataset = planned
+    trainer = "nnUNetTrainerOpenVocabCrossAttention_CPUSmoke"
+    folders.run("nnUNetv2_train", str(DATASET_ID), "3d_fullres", "all", "-tr", trainer, "-p", PLANS, "-device", "cpu")
+    model_folder = folders.results / dataset.name / f"{trainer}__{PLANS}__3d_fullres"
+    model = load_trained_model(model_folder)
+    assert isinstance(model.network.head.connector, CrossAttentionConnector)
+    assert model.spec.connector == "cross_attention" and model.spec.label_names == ("liver", "spleen", "kidney_left")
+
+    image = dataset / "imagesTr" / "example_000_0000.nii.gz"
+    without_smoke_trainers = NnUNetFolders(folders.root, {**folders.env, "nnUNet_extTrainer": ext_trainer_value()})
+    without_smoke_trainers.run("nnUNetv2_openvocab_predict", "-i", str(image), "-o", str(tmp_path / "out"), "-m",
+                               str(model_folder), "-f", "all", "--disable_tta", "-device", "cpu", "-step_size", "1",
+                               "--disable_progress_bar", "--prompts", "liver", "renal organs")
+    for prompt in ("liver", "renal organs"):
+        mask = sitk.ReadImage(str(tmp_path / "out" / prompt_file_name("example_000", prompt)))
+        assert mask.GetSize() == sitk.ReadImage(str(image)).GetSize()

@@ -5,14 +5,15 @@ import json
 
 import pytest
 
-from dataset_conversion import taxonomy as taxonomy_module
+from nnunetv2_openvocab.prompts import taxonomy as taxonomy_module
 from dataset_conversion.build_taxonomy import build_taxonomy
 from dataset_conversion.label_tables import label_table_keys, load_label_table
-from dataset_conversion.taxonomy import DATA_DIR, DEFAULT_TAXONOMY_PATH, load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import DATA_DIR, DEFAULT_TAXONOMY_PATH, load_taxonomy
 from test_conversion_support import SHARED_DATA, TOTALSEG
 
 RADLEX = SHARED_DATA / "radlex" / "oidm_anatomic_locations_noembed.json"
-EXPECTED_TABLES = {"totalsegmentator_v2", "msd_liver", "msd_lung", "msd_pancreas", "msd_hepaticvessel", "msd_colon",
+EXPECTED_TABLES = {"totalsegmentator_v2", "totalsegmentator_v1", "msd_liver", "msd_lung", "msd_pancreas",
+                   "msd_hepaticvessel", "msd_colon",
                    "kits23", "btcv", "btcv_cervix", "amos22", "flare22", "segthor", "segrap2023_oar",
                    "segrap2023_gtv", "covid19"}
 

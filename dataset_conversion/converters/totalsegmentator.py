@@ -28,11 +28,15 @@ logger = logging.getLogger(__name__)
 TABLE_KEY = "totalsegmentator_v2"
 
 
+def subject_folders(native_folder: Path) -> List[str]:
+    return sorted(p.name for p in native_folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
 def read_splits(native_folder: Path, table: LabelTable) -> Dict[str, str]:
     """{subject id: TRAIN or TEST} from meta.csv, or every subject folder as TRAIN when meta.csv is absent."""
     meta_path = native_folder / table.layout["meta_file"]
     if not meta_path.is_file():
-        subjects = sorted(p.name for p in native_folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subjects = subject_folders(native_folder)
         logger.warning("%s not found: converting all %d subject folders as training cases.", meta_path, len(subjects))
         return {s: TRAIN for s in subjects}
     meta = pd.read_csv(meta_path, sep=None, engine="python", dtype=str)  # sniffs ';' (v2) or ','
@@ -44,19 +48,28 @@ def read_splits(native_folder: Path, table: LabelTable) -> Dict[str, str]:
     return {row.image_id: TEST if row.split in test_values else TRAIN for row in meta.itertuples()}
 
 
-def discover_cases(native_folder: Path, table: LabelTable) -> List[Case]:
-    native_folder = Path(native_folder)
+def require_native_folder(native_folder: Path) -> None:
     if not native_folder.is_dir():
         raise FileNotFoundError(f"Native folder {native_folder} does not exist; pass the extracted TotalSegmentator "
-                                f"folder (with meta.csv and s0000/ ... subject folders).")
+                                f"folder (s0000/ ... subject folders).")
+
+
+def subject_cases(native_folder: Path, table: LabelTable, splits: Dict[str, str]) -> List[Case]:
+    """One case per subject of ``splits`` ({subject id: TRAIN or TEST}) with the table's per-structure masks."""
     mask_pattern = table.layout["structure_masks"]
     cases = []
-    for subject, split in sorted(read_splits(native_folder, table).items()):
+    for subject, split in sorted(splits.items()):
         masks = tuple((name, native_folder / mask_pattern.replace(ID, subject).replace("{structure}", name))
                       for name in table.labels)
         cases.append(Case(case_identifier(table.case_prefix, subject), split,
                           native_folder / table.layout["image"].replace(ID, subject), structure_masks=masks))
     return cases
+
+
+def discover_cases(native_folder: Path, table: LabelTable) -> List[Case]:
+    native_folder = Path(native_folder)
+    require_native_folder(native_folder)
+    return subject_cases(native_folder, table, read_splits(native_folder, table))
 
 
 def convert(native_folder: Path, output_folder: Path, num_processes: Optional[int] = None) -> Path:

@@ -38,7 +38,8 @@ from nnunetv2_openvocab.evaluation.summary import (
 )
 from nnunetv2_openvocab.evaluation.table2_categories import category_summary, detect_category_map, prompt_categories
 from nnunetv2_openvocab.output_folder import check_output_folder
-from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name, prompt_file_name
+from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 logger = logging.getLogger(__name__)
 

@@ -4,60 +4,24 @@ geometry mismatches and predictions that are label maps rather than binary masks
 the fix."""
 from __future__ import annotations
 
-import gzip
-import zlib
 from pathlib import Path
 from typing import Tuple
 
-import nibabel
 import numpy as np
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-from nnunetv2_openvocab.atomic_files import check_nifti
+from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels, unreadable
 
 _GEOMETRY_TOLERANCE = 1e-4
 
 
-def _unreadable(path: Path, reason: str) -> ValueError:
-    return ValueError(f"Cannot read {path} as an image ({reason}). The file may be truncated or corrupt: write it "
-                      "again (re-run prediction or conversion).")
-
-
-def _check_complete(path: Path) -> None:
-    """ITK silently zero-fills truncated NIfTI files, so check them first: a .gz stream must reach its end
-    marker, and a .nii must be as long as its header says."""
-    if path.name.endswith(".gz"):
-        try:
-            with gzip.open(path, "rb") as stream:
-                while stream.read(1 << 24):
-                    pass
-        except (EOFError, OSError, zlib.error) as error:
-            raise _unreadable(path, str(error)) from None
-    elif path.name.endswith(".nii"):
-        try:
-            check_nifti(path)
-        except ValueError as error:
-            raise _unreadable(path, str(error)) from None
-
-
-def count_nonfinite_voxels(path: Path) -> int:
-    """NaN/Inf voxels of a float NIfTI file, read with nibabel: ITK's NIfTI reader silently turns NaN into 0.
-    Integer files cannot hold NaN and other formats keep it through ITK, so both give 0 here."""
-    if not path.name.endswith((".nii", ".nii.gz")):
-        return 0
-    image = nibabel.load(path)
-    if image.get_data_dtype().kind != "f":
-        return 0
-    return int(np.count_nonzero(~np.isfinite(np.asanyarray(image.dataobj))))
-
-
 def read_image(path: Path) -> Tuple[np.ndarray, dict]:
     """(X, Y, Z) array and nnU-Net properties of one 3D image."""
-    _check_complete(path)
+    check_complete(path)
     try:
         image, properties = SimpleITKIO().read_seg(str(path))
     except RuntimeError as error:  # SimpleITK's message for non-image files is long and generic
-        raise _unreadable(path, str(error).strip().splitlines()[-1]) from None
+        raise unreadable(path, str(error).strip().splitlines()[-1]) from None
     if image.shape[0] != 1:
         raise ValueError(f"{path} has {image.shape[0]} channels; expected a single 3D mask or label map.")
     if len(properties["sitk_stuff"]["spacing"]) != 3:

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, Tuple, Union
 
-from nnunetv2_openvocab.prompts.dataset_prompts import TEXT_PROMPTS_KEY, label_values_by_name, slugify_prompt
+from nnunetv2_openvocab.prompts.dataset_prompts import TEXT_PROMPTS_KEY, label_values_by_name
+from nnunetv2_openvocab.prompts.prompt_text import clean_prompt, slug_collisions
 
 IGNORE_LABEL = "ignore"  # nnU-Net's reserved label name for unannotated voxels
 LESION = "lesion"
@@ -81,7 +82,7 @@ def _parse_entry(entry: object, index: int, label_names: Sequence[str], source: 
                          f"Use label names from dataset.json 'labels': {list(label_names)}.")
     kind = str(entry.get("kind", "label"))
     is_lesion = LESION in (kind, entry.get("category"))
-    return EvaluationPrompt(prompt.strip(), tuple(dict.fromkeys(targets)), kind, is_lesion)
+    return EvaluationPrompt(clean_prompt(prompt), tuple(dict.fromkeys(targets)), kind, is_lesion)
 
 
 def parse_prompt_set(content: object, label_names: Sequence[str], source: str = "prompt set") -> PromptSet:
@@ -123,11 +124,7 @@ def mark_detection_prompts(prompt_set: PromptSet, detection_prompts: Sequence[st
 
 def _checked(prompt_set: PromptSet, source: str) -> PromptSet:
     """Two prompts with one file-name slug would read the same prediction file: refuse them."""
-    seen = {}
-    for p in prompt_set.prompts:
-        slug = slugify_prompt(p.prompt)
-        if slug in seen:
-            raise ValueError(f"{source}: prompts {seen[slug]!r} and {p.prompt!r} share the file name slug "
-                             f"{slug!r}, so their predictions cannot be told apart. Keep only one of them.")
-        seen[slug] = p.prompt
+    for first, later, slug in slug_collisions(p.prompt for p in prompt_set.prompts):
+        raise ValueError(f"{source}: prompts {first!r} and {later!r} share the file name slug "
+                         f"{slug!r}, so their predictions cannot be told apart. Keep only one of them.")
     return prompt_set

@@ -15,7 +15,7 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping
+from typing import Dict, List, Mapping, Optional
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -83,8 +83,10 @@ def _table2_lines(table2: Mapping) -> List[str]:
     ]
 
 
-def markdown_tables(summary: Mapping) -> str:
-    """Mean DSC / NSD per prompt, Table II's categories (if any), then (if any lesion prompt) the detection table."""
+def markdown_tables(summary: Mapping, routes: Optional[Mapping[str, str]] = None) -> str:
+    """Mean DSC / NSD per prompt, Table II's categories (if any), then (if any lesion prompt) the detection table.
+    ``routes``: {prompt: how grounding answered it}, shown as a column when given."""
+    route_header, route_rule = ("route | ", "--- | ") if routes is not None else ("", "")
     settings = summary["settings"]
     tolerance = settings["tolerance_mm"]
     lines = [
@@ -92,15 +94,17 @@ def markdown_tables(summary: Mapping) -> str:
         "",
         f"Means over cases (NaN-aware); NSD at {tolerance:g} mm tolerance at the original voxel spacing.",
         "",
-        f"| prompt | targets | kind | cases | DSC (%) | NSD@{tolerance:g}mm (%) |",
-        "| --- | --- | --- | ---: | ---: | ---: |",
+        f"| prompt | targets | kind | {route_header}cases | DSC (%) | NSD@{tolerance:g}mm (%) |",
+        f"| --- | --- | --- | {route_rule}---: | ---: | ---: |",
     ]
     for prompt in summary["prompts"]:
         mean = summary["mean"][prompt["prompt"]]
-        lines.append(f"| {prompt['prompt']} | {' + '.join(prompt['targets'])} | {prompt['kind']} | "
+        route = f"{routes.get(prompt['prompt'], '-')} | " if routes is not None else ""
+        lines.append(f"| {prompt['prompt']} | {' + '.join(prompt['targets'])} | {prompt['kind']} | {route}"
                      f"{mean['n_evaluated']} | {percent(mean['dice'])} | {percent(mean['nsd'])} |")
     foreground = summary["foreground_mean"]
-    lines.append(f"| **mean of prompts** | | | | {percent(foreground['dice'])} | {percent(foreground['nsd'])} |")
+    lines.append(f"| **mean of prompts** | | | {'| ' if routes is not None else ''}| {percent(foreground['dice'])} | "
+                 f"{percent(foreground['nsd'])} |")
     if summary.get("table2"):
         lines += _table2_lines(summary["table2"])
     if summary["detection"]:

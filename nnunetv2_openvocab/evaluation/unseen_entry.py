@@ -2,9 +2,10 @@
 
 A set (the prompt-set format of ``prompt_sets``) lists prompts never used in training, each targeting a
 union of training labels: ``{"name", "description", "prompts": [{"prompt", "targets", "kind"}]}``. Shipped
-sets are addressed by name: ``example`` (the demo dataset's labels, nnunetv2_openvocab/data) and the
-TotalSegmentator sets of dataset_conversion/data/unseen_prompts (``totalsegmentator_merged``,
-``totalsegmentator_synonyms``, ``totalsegmentator_taxonomy``); any other value is a JSON file path.
+sets live in dataset_conversion/data/unseen_prompts and are addressed by name (``dataset_conversion.unseen_sets``):
+``example`` (the demo dataset's labels), ``totalsegmentator_merged``, ``totalsegmentator_synonyms``,
+``totalsegmentator_taxonomy`` on v2 labels, ``totalsegmentator_v1_merged``, ``totalsegmentator_v1_synonyms`` on
+v1's 104 classes (the paper's protocol); any other value is a JSON file path.
 Entries whose targets are not all labels of the evaluated dataset are left out and listed.
 
 Output folder: ``predictions/`` (masks, prompt report), ``metrics/`` (evaluate_folder's CSV, JSON, markdown,
@@ -21,19 +22,19 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 import torch
 from nnunetv2.configuration import default_num_processes
 
+from dataset_conversion.unseen_sets import UNSEEN_DIR, load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
-from nnunetv2_openvocab.inference.predict_entry import add_prediction_arguments, parse_folds, run_prediction
+from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD
+from nnunetv2_openvocab.inference.predict_entry import (add_grounding_arguments, add_prediction_arguments, parse_folds,
+                                                        run_prediction)
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 logger = logging.getLogger(__name__)
-
-EXAMPLE_SET = Path(__file__).resolve().parents[1] / "data" / "unseen_prompts_example.json"
-BUILTIN_SETS = {"example": EXAMPLE_SET}
 
 EPILOG = """\
 example (the demo model; references are nnU-Net label maps <case>.nii.gz):
@@ -46,18 +47,13 @@ set file: {"name": "merged", "description": "...",
 
 
 def load_unseen_prompt_set(name_or_path: Union[str, Path]) -> Tuple[dict, str]:
-    """(set content, where it came from): a shipped set by name, else a JSON file."""
+    """(set content, the file it came from): a JSON file, else a shipped set by name."""
     path = Path(name_or_path)
-    if not path.is_file() and str(name_or_path) in BUILTIN_SETS:
-        path = BUILTIN_SETS[str(name_or_path)]
-    elif not path.is_file():
-        from dataset_conversion.unseen_sets import load_unseen_set
-
+    if not path.is_file():
         try:
-            return load_unseen_set(str(name_or_path)), f"shipped set {name_or_path}"
+            return load_unseen_set(str(name_or_path)), str(UNSEEN_DIR / f"{name_or_path}.json")
         except FileNotFoundError as error:
-            raise FileNotFoundError(f"--set {name_or_path!r} is neither a file nor a shipped set ({error}; also "
-                                    f"{sorted(BUILTIN_SETS)}).") from None
+            raise FileNotFoundError(f"--set {name_or_path!r} is neither a file nor a shipped set ({error})") from None
     try:
         return json.loads(path.read_text(encoding="utf-8")), str(path)
     except json.JSONDecodeError as error:
@@ -87,7 +83,8 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
                             checkpoint_name: str = DEFAULT_CHECKPOINT, step_size: float = 0.5,
                             use_mirroring: bool = True, device: Optional[torch.device] = None,
                             tolerance_mm: float = DEFAULT_TOLERANCE_MM, num_processes: int = default_num_processes,
-                            show_progress: bool = True) -> Dict:
+                            show_progress: bool = True, grounding: str = "auto",
+                            grounding_threshold: float = MATCH_THRESHOLD) -> Dict:
     """Predict the applicable prompts of ``prompt_set`` on ``images`` and score them; returns evaluate_folder's
     summary with ``left_out`` (entries whose targets the dataset lacks) and the ``prompt_report`` files added."""
     output_folder = Path(output_folder)
@@ -101,7 +98,7 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
     prompts = [entry["prompt"] for entry in applied["prompts"]]
     run = run_prediction(model_folder, output_folder / "predictions", images, prompts, folds=folds,
                    checkpoint_name=checkpoint_name, step_size=step_size, use_mirroring=use_mirroring, device=device,
-                   show_progress=show_progress)
+                   show_progress=show_progress, grounding=grounding, grounding_threshold=grounding_threshold)
     summary = evaluate_folder(reference_folder, output_folder / "predictions", dataset, output_folder / "metrics",
                               prompt_set=applied, tolerance_mm=tolerance_mm, num_processes=num_processes)
     write_json_atomic(output_folder / "unseen_set.json", {"source": source, "evaluated": applied, "left_out": left_out})
@@ -121,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-dj", default=None, help="dataset.json of the references (default: the model's)")
     add_prediction_arguments(parser)
+    add_grounding_arguments(parser)
     parser.add_argument("--tolerance-mm", type=float, default=DEFAULT_TOLERANCE_MM, help="NSD tolerance (mm)")
     parser.add_argument("-np", type=int, default=default_num_processes, help="evaluation worker processes")
     return parser
@@ -132,7 +130,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with exit_on_user_error("nnUNetv2_openvocab_eval_unseen"):
         summary = evaluate_unseen_prompts(args.m, args.i, args.ref, args.set, args.o, args.dj, parse_folds(args.f),
                                           args.chk, args.step_size, not args.disable_tta, torch.device(args.device),
-                                          args.tolerance_mm, args.np, not args.disable_progress_bar)
+                                          args.tolerance_mm, args.np, not args.disable_progress_bar, args.grounding,
+                                          args.grounding_threshold)
     print(markdown_tables(summary))
     if summary["left_out"]:
         print(f"Left out (targets not in this dataset): {[e.get('prompt') for e in summary['left_out']]}")

@@ -5,7 +5,7 @@ Output folder layout (``<slug>`` from ``prompt_file_name``)::
     <case>_<slug><ending>          binary uint8 mask per prompt, in the input's geometry (always)
     combined/<case><ending>        label map, value k = k-th prompt (``--combined``)
     combined/<case>.json           its legend with the overlap accounting (combined_map)
-    statistics/<case>.json         volume in ml and mean HU per prompt (``--statistics``)
+    statistics/<case>.json         volume in ml, mean HU and presence per prompt (``--statistics``)
     previews/<case>.png            axial and coronal overlays (``--preview``)
     probabilities/<case>_<slug>.npz float16 probability map per prompt + <case>.json geometry
                                    (``--save_probabilities``, probability_files)
@@ -28,13 +28,14 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2_openvocab.inference.background_workers import ExportQueue
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
 from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter
+from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.preview import write_preview
 from nnunetv2_openvocab.inference.probability_files import (geometry_file, probability_file, write_geometry,
                                                             write_probabilities)
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
 from nnunetv2_openvocab.inference.writers import write_segmentation
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from nnunetv2_openvocab.user_errors import UserError
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
@@ -118,7 +119,8 @@ class CaseOutputWriter:
         self.probability_files: Dict[str, Path] = {}
         self.written: List[Path] = []
 
-    def add(self, prompt_index: int, mask: np.ndarray, probabilities: Optional[np.ndarray] = None) -> None:
+    def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None,
+            probabilities: Optional[np.ndarray] = None) -> None:
         prompt = self.prompts[prompt_index]
         if self.dicom_seg is not None:
             self.dicom_seg.add(prompt_index, mask)
@@ -134,6 +136,8 @@ class CaseOutputWriter:
             self.label_map.add(prompt_index, mask)
         if self.options.statistics:
             self.statistics[prompt] = mask_statistics(mask, self.image, self.properties["spacing"])
+            if presence is not None:
+                self.statistics[prompt].update(presence.to_dict())
 
     def finish(self) -> List[Path]:
         if self.dicom_seg is not None:

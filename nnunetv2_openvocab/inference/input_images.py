@@ -24,8 +24,7 @@ import SimpleITK as sitk
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
-from nnunetv2_openvocab.evaluation.mask_io import _check_complete as check_file_complete
-from nnunetv2_openvocab.evaluation.mask_io import count_nonfinite_voxels
+from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels
 from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -95,7 +94,7 @@ def find_cases(input_path: str | Path, file_ending: str) -> List[CaseInput]:
 
 def _check_image_file(path: Path) -> None:
     try:
-        check_file_complete(path)
+        check_complete(path)
     except ValueError as error:
         raise InputImageError(f"{error} Copy or export the input image again.") from None
     reader = sitk.ImageFileReader()

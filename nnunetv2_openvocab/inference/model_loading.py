@@ -2,9 +2,8 @@
 
 A model folder is what ``nnUNetv2_train`` writes: ``plans.json``, ``dataset.json`` and ``fold_X/<checkpoint>``.
 Everything needed to rebuild the network comes from there: the architecture from the plans, the text
-encoder, training prompts and connector from the checkpoint's head metadata (``network.head.metadata``).
-The trainer class named in the checkpoint is resolved through our registry
-(``nnunetv2_openvocab.training.__all__``) first, then through nnU-Net's own trainer search.
+encoder, training prompts and connector from the checkpoint's OpenVocabSpec (model_spec.py). The trainer
+class is never needed, so a model loads whatever its trainer was called.
 """
 from __future__ import annotations
 
@@ -17,8 +16,8 @@ from typing import List, Optional, Sequence, Tuple, Union
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-import nnunetv2_openvocab.training as openvocab_training
-from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+from nnunetv2_openvocab.model_spec import OpenVocabSpec, OpenVocabSpecError
+from nnunetv2_openvocab.network.openvocab_stunet import SPEC_STATE_KEY, OpenVocabSTUNet, build_openvocab_stunet
 from nnunetv2_openvocab.safe_loading import torch_load_weights_only
 from nnunetv2_openvocab.user_errors import UserError
 
@@ -46,27 +45,20 @@ class TrainedModel:
     trainer_name: str
     mirror_axes: Optional[Tuple[int, ...]]
 
+    spec: OpenVocabSpec
+
     @property
     def metadata(self) -> dict:
-        """Text encoder, fingerprint, label names and ``text_prompts`` {label: [canonical, synonyms...]}."""
+        """The spec as the checkpoint stores it (text encoder, fingerprint, labels, ``text_prompts``, connector)."""
         return self.network.head.metadata
 
     @property
     def canonical_prompts(self) -> List[str]:
-        return [self.metadata["text_prompts"][name][0] for name in self.metadata["label_names"]]
+        return self.spec.canonical_prompts
 
     @property
     def num_input_channels(self) -> int:
         return determine_num_input_channels(self.plans_manager, self.configuration_manager, self.dataset_json)
-
-
-def resolve_trainer_class(trainer_name: str):
-    """Our registry first (no filesystem search); nnU-Net's recursive search for anything else."""
-    if trainer_name in openvocab_training.__all__:
-        return getattr(openvocab_training, trainer_name)
-    from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
-
-    return recursive_find_trainer_class_by_name(trainer_name)
 
 
 def _read_json(path: Path) -> dict:
@@ -110,25 +102,23 @@ def load_trained_model(model_folder: Union[str, Path], use_folds: Optional[Seque
     folds = tuple(f if f == "all" else int(f) for f in folds)
     checkpoints = [load_checkpoint(folder / f"fold_{fold}" / checkpoint_name) for fold in folds]
     first = checkpoints[0]
-    trainer_name = first["trainer_name"]
+    source = folder / f"fold_{folds[0]}" / checkpoint_name
+    try:
+        spec = OpenVocabSpec.from_checkpoint(first["network_weights"].get(SPEC_STATE_KEY), str(source))
+        spec.check_labels(dataset_json, str(folder / "dataset.json"), str(source))
+    except OpenVocabSpecError as error:
+        raise ModelFolderError(str(error)) from error
     configuration_manager = plans_manager.get_configuration(first["init_args"]["configuration"])
-    trainer_class = resolve_trainer_class(trainer_name)
     num_outputs = plans_manager.get_label_manager(dataset_json).num_segmentation_heads
-    network = trainer_class.build_network_architecture(
-        plans_manager, configuration_manager, determine_num_input_channels(plans_manager, configuration_manager,
-                                                                           dataset_json),
-        num_outputs, enable_deep_supervision=False)
-    if not isinstance(network, OpenVocabSTUNet):
-        raise ModelFolderError(f"{folder} was trained with {trainer_name}, whose network is a "
-                               f"{type(network).__name__}, not an OpenVocabSTUNet: it cannot take text prompts. "
-                               f"Use nnUNetv2_predict for it, or train with nnUNetTrainerOpenVocab.")
+    network = build_openvocab_stunet(spec, configuration_manager.network_arch_init_kwargs,
+                                     determine_num_input_channels(plans_manager, configuration_manager, dataset_json),
+                                     num_outputs, deep_supervision=False)
     state_dicts = [c["network_weights"] for c in checkpoints]
     network.load_state_dict(state_dicts[0])
-    if not network.head.metadata.get("text_prompts"):
-        raise ModelFolderError(f"{folder / f'fold_{folds[0]}' / checkpoint_name} has no prompt metadata in its text "
-                               f"head; it was not written by nnUNetTrainerOpenVocab. Retrain with that trainer.")
     network.eval()
     mirror_axes = first.get("inference_allowed_mirroring_axes")
-    logger.info("Loaded %s folds %s (%s) from %s", trainer_name, folds, checkpoint_name, folder)
+    trainer_name = first["trainer_name"]
+    logger.info("Loaded %s folds %s (%s, %s connector) from %s", trainer_name, folds, checkpoint_name, spec.connector,
+                folder)
     return TrainedModel(folder, network, state_dicts, folds, plans_manager, configuration_manager, dataset_json,
-                        trainer_name, tuple(mirror_axes) if mirror_axes is not None else None)
+                        trainer_name, tuple(mirror_axes) if mirror_axes is not None else None, spec)

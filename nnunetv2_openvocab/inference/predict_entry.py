@@ -12,8 +12,10 @@ import torch
 from nnunetv2_openvocab.inference.background_workers import Workers
 from nnunetv2_openvocab.inference.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
 from nnunetv2_openvocab.inference.case_parts import CasePart
+from nnunetv2_openvocab.inference.grounding import GROUNDING_MODES, MATCH_THRESHOLD
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
+from nnunetv2_openvocab.inference.presence import presence_summary
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
@@ -34,6 +36,8 @@ examples:
   nnUNetv2_openvocab_predict -i dicom/ -o pred -m MODEL_FOLDER --output-type dicom_seg --save_probabilities
   # half of the cases on each of two machines (same command, -part_id 0 and 1)
   nnUNetv2_openvocab_predict -i imagesTs -o pred -m MODEL_FOLDER -num_parts 2 -part_id 1
+  # no text encoder on this machine: a bank exported elsewhere with nnUNetv2_openvocab_embed
+  nnUNetv2_openvocab_predict -i ct.nii.gz -o pred -m MODEL_FOLDER --prompts "renal organs" --embeddings bank.npz
 
 jobs.json: {"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal organs"]},
                      {"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]}]}
@@ -54,11 +58,17 @@ def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Pat
                    device: Optional[torch.device] = None, options: OutputOptions = OutputOptions(),
                    skip_existing: bool = False, far_threshold: float = FAR_THRESHOLD,
                    show_progress: bool = True,
-                   embedding_cache_root: Optional[Union[str, Path]] = None, part: CasePart = CasePart(),
+                   embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
+                   grounding_threshold: float = MATCH_THRESHOLD,
+                   embedding_bank: Optional[Union[str, Path]] = None, part: CasePart = CasePart(),
                    workers: Workers = Workers()) -> PredictionRun:
-    """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache."""
-    predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root)
+    """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache; with
+    ``embedding_bank`` (an nnUNetv2_openvocab_embed file) the text encoder is never loaded."""
+    predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root, grounding,
+                                   grounding_threshold)
     predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
+    if embedding_bank is not None:
+        predictor.use_embedding_bank(embedding_bank)
     return predictor.predict_from_files(inputs, output_folder, prompts, prompts_file, options, skip_existing,
                                         far_threshold, part, workers)
 
@@ -77,6 +87,17 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-device", default="cuda" if torch.cuda.is_available() else "cpu",
                         choices=["cuda", "cpu", "mps"], help="device (default %(default)s)")
     parser.add_argument("--disable_progress_bar", action="store_true")
+
+
+def add_grounding_arguments(parser: argparse.ArgumentParser) -> None:
+    """--grounding and its threshold, shared with nnUNetv2_openvocab_eval_unseen."""
+    parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
+                        help="auto: a prompt the taxonomy resolves is answered with its training labels (a union of "
+                             "their masks for merged structures), others with their text; text: always the text "
+                             "query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
+    parser.add_argument("--grounding-threshold", type=float, default=MATCH_THRESHOLD,
+                        help="cosine above which the nearest taxonomy entry grounds a prompt (default %(default)s, "
+                             "calibrated for MiniLM)")
 
 
 def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
@@ -127,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--far-threshold", type=float, default=FAR_THRESHOLD,
                         help="cosine below which the prompt report flags a prompt as far from training "
                              "(default %(default)s, calibrated for MiniLM)")
+    add_grounding_arguments(parser)
+    parser.add_argument("--embeddings", default=None, metavar="BANK_NPZ",
+                        help="prompt embedding bank from nnUNetv2_openvocab_embed: no text encoder is loaded")
     parser.add_argument("--continue_prediction", "--c", action="store_true",
                         help="skip cases whose outputs all exist")
     parser.add_argument("--verbose", action="store_true")
@@ -146,8 +170,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              OutputOptions(args.combined, args.statistics, args.preview, args.save_probabilities,
                                            args.output_type),
                              args.continue_prediction, args.far_threshold, not args.disable_progress_bar,
-                             part=CasePart(args.num_parts, args.part_id), workers=Workers(args.npp, args.nps))
+                             grounding=args.grounding, grounding_threshold=args.grounding_threshold,
+                             embedding_bank=args.embeddings, part=CasePart(args.num_parts, args.part_id),
+                             workers=Workers(args.npp, args.nps))
     print(run.report.to_text())
+    print(presence_summary(run.report.presence))
     print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"
           + (f"; skipped {len(run.skipped)} finished case(s)" if run.skipped else ""))
     print(f"Prompt report: {run.report_files[0]} and {run.report_files[1]}")

@@ -10,9 +10,13 @@ Notebook use::
 Per image: nnU-Net's preprocessing (plans' reader, crop, normalisation, resampling), one sliding-window pass
 whose backbone serves every prompt (prompt_readout), then per prompt: logits -> original geometry -> mask
 (and, with ``save_probabilities``, its float16 probability map) -> written and freed (original_geometry).
-Prompt embeddings are computed once per run, through the on-disk cache shared with training (the text encoder
-is loaded only for prompts never embedded before). ``predict_from_files`` takes nnU-Net's scale-out options:
-one part of the cases (case_parts) and background preprocessing/export processes (background_workers).
+Prompts are grounded first (grounding: a prompt the taxonomy
+resolves is answered with its training labels' queries, a union of them from the same pass), and each answer
+gets a presence status (presence). Embeddings: the canonical training prompts' come from the checkpoint
+(``head.default_embeddings``); others from an embedding bank (``use_embedding_bank``) or else the on-disk
+cache shared with training (the text encoder is loaded only for prompts never embedded before).
+``predict_from_files`` takes nnU-Net's scale-out options: one part of the cases (case_parts) and background
+preprocessing/export processes (background_workers).
 """
 from __future__ import annotations
 
@@ -35,18 +39,21 @@ from nnunetv2_openvocab.inference.case_outputs import (DICOM_SEG, CaseOutputWrit
                                                        expected_files)
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
+from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
 from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
                                                       validate_prompts)
+from nnunetv2_openvocab.inference.presence import LogitSummary, Presence, presence
 from nnunetv2_openvocab.inference.prompt_readout import choose_readout
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
     write_prompt_report
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
 from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
 from nnunetv2_openvocab.output_folder import OutputFolderError, check_output_folder
+from nnunetv2_openvocab.text.embedding_bank import EmbeddingBank, load_embedding_bank
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 
 logger = logging.getLogger(__name__)
@@ -58,11 +65,25 @@ SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_
 
 
 @dataclass
-class PromptOutput:
-    """One prompt's results in the input's array layout: uint8 mask, and float16 probabilities if asked for."""
+class PredictionRun:
+    """What ``predict_from_files`` did: the prompt report (with grounding and presence), files written per case,
+    cases skipped as done."""
+
+    output_folder: Path
+    report: PromptReport
+    report_files: Tuple[Path, Path]
+    written: Dict[str, List[Path]] = field(default_factory=dict)
+    skipped: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PromptAnswer:
+    """One prompt's mask in the input's array layout, with its presence figures and, if asked for, its float16
+    probability map."""
 
     index: int
     mask: np.ndarray
+    presence: Presence
     probabilities: Optional[np.ndarray] = None
 
 
@@ -99,29 +120,23 @@ def read_and_preprocess(job: PredictionJob, plans_manager: PlansManager, configu
                             properties, image)
 
 
-@dataclass
-class PredictionRun:
-    """What ``predict_from_files`` did: the prompt report, files written per case, cases skipped as done."""
-
-    output_folder: Path
-    report: PromptReport
-    report_files: Tuple[Path, Path]
-    written: Dict[str, List[Path]] = field(default_factory=dict)
-    skipped: List[str] = field(default_factory=list)
-
-
 class OpenVocabPredictor:
     def __init__(self, tile_step_size: float = 0.5, use_mirroring: bool = True,
                  device: Optional[torch.device] = None, show_progress: bool = True,
-                 embedding_cache_root: Optional[Union[str, Path]] = None):
+                 embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
+                 grounding_threshold: float = MATCH_THRESHOLD):
         self.tile_step_size = tile_step_size
         self.use_mirroring = use_mirroring
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.show_progress = show_progress
         self.embedding_cache_root = embedding_cache_root
+        self.grounding, self.grounding_threshold = grounding, grounding_threshold
         self._model: Optional[TrainedModel] = None
         self._cache: Optional[PromptEmbeddingCache] = None
+        self._bank: Optional[EmbeddingBank] = None
         self._embeddings: Dict[str, torch.Tensor] = {}
+        self._groundings: Dict[str, Grounding] = {}
+        self._twin_queries: Dict[str, str] = {}
 
     # ---- model and prompts -------------------------------------------------------------------------------------
     def initialize_from_trained_model_folder(self, model_folder: Union[str, Path],
@@ -132,7 +147,18 @@ class OpenVocabPredictor:
         metadata = self._model.metadata
         self._cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"],
                                            self.embedding_cache_root)
-        self._embeddings = {}
+        # the canonical prompts' embeddings as trained: no text encoder needed for them
+        self._embeddings = dict(zip(self._model.canonical_prompts, self._model.network.head.default_embeddings.cpu()))
+        self._groundings, self._twin_queries = {}, {}
+        return self
+
+    def use_embedding_bank(self, path: Union[str, Path]) -> "OpenVocabPredictor":
+        """Take every embedding not stored in the checkpoint from a bank (text/embedding_bank.py): the text encoder is
+        then never loaded. Refuses a bank made with another encoder."""
+        bank = load_embedding_bank(path)
+        metadata = self.model.metadata
+        bank.check_encoder(metadata["text_encoder_fingerprint"], metadata["text_encoder"])
+        self._bank = bank
         return self
 
     @property
@@ -155,13 +181,25 @@ class OpenVocabPredictor:
         """(P, E) embeddings, computed once per prompt and predictor (disk cache shared with training)."""
         missing = [p for p in dict.fromkeys(prompts) if p not in self._embeddings]
         if missing:
-            self._embeddings.update(zip(missing, self.embedding_cache.embed(missing)))
+            source = self._bank if self._bank is not None else self.embedding_cache
+            self._embeddings.update(zip(missing, source.embed(missing)))
         return torch.stack([self._embeddings[p] for p in prompts])
+
+    def ground(self, prompts: Sequence[str]) -> List[Grounding]:
+        """How each prompt is answered (grounding), resolved once per prompt and predictor."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._groundings]
+        if missing:
+            metadata = self.model.metadata
+            grounder = PromptGrounder(metadata["label_names"], metadata["text_prompts"], self.embed,
+                                      match_threshold=self.grounding_threshold)
+            self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
+            self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
+        return [self._groundings[p] for p in prompts]
 
     def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
         metadata = self.model.metadata
         return build_prompt_report(prompts, metadata["text_prompts"], self.embed, metadata["text_encoder"],
-                                   far_threshold=far_threshold)
+                                   far_threshold=far_threshold, groundings=self.ground(prompts))
 
     # ---- one image ---------------------------------------------------------------------------------------------
     def _sliding_window(self, accumulation_dtype: torch.dtype) -> SlidingWindow:
@@ -197,21 +235,45 @@ class OpenVocabPredictor:
                                 prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
         """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
         the sliding window is done."""
-        return ((output.index, output.mask) for output in self.prompt_outputs(preprocessed, properties, prompts))
+        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(preprocessed, properties,
+                                                                                           prompts))
 
-    def prompt_outputs(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
-                       probabilities: bool = False) -> Iterator[PromptOutput]:
-        """``masks_from_preprocessed`` with, on request, each prompt's float16 probability map (one prompt at a
-        time: never a prompts x volume buffer)."""
+    def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
+                                  probabilities: bool = False) -> Iterator[PromptAnswer]:
+        """Each prompt's mask and presence, in prompt order. The grounded queries of all prompts share one
+        sliding-window pass; a query's mask is computed once and kept only until the last prompt using it.
+        ``probabilities``: also each prompt's float16 probability map (a union of queries takes their maximum,
+        as its mask is their union), one prompt at a time: never a prompts x volume buffer."""
         model = self.model
-        readout = choose_readout(model.network, self.embed(prompts).to(self.device), len(model.folds))
+        groundings = self.ground(prompts)
+        answered = list(dict.fromkeys(q for g in groundings for q in g.queries))
+        twins = {q: self._twin_queries[q] for q in answered if q in self._twin_queries}  # empty under text grounding
+        queries = list(dict.fromkeys([*answered, *twins.values()]))
+        readout = choose_readout(model.network, self.embed(queries).to(self.device), len(model.folds))
         volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
         del preprocessed  # free it before the per-prompt exports
         geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
                                     volume.weights[volume.unpad].shape)
-        for index in range(len(prompts)):
-            logits = readout.prompt_logits(volume, index)
-            yield PromptOutput(index, geometry.mask(logits), geometry.probabilities(logits) if probabilities else None)
+        query_index = {q: i for i, q in enumerate(queries)}
+        last_use = {q: i for i, g in enumerate(groundings) for q in g.queries}
+        computed: Dict[str, Tuple[np.ndarray, LogitSummary, Optional[np.ndarray]]] = {}
+        for index, grounding in enumerate(groundings):
+            for query in grounding.queries:
+                if query not in computed:
+                    logits = readout.prompt_logits(volume, query_index[query])
+                    if query in twins:  # cede voxels where the other side's twin scores higher
+                        logits = torch.minimum(logits, logits - readout.prompt_logits(volume, query_index[twins[query]]))
+                    computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
+                                       geometry.probabilities(logits) if probabilities else None)
+            parts = [computed[q] for q in grounding.queries]
+            mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _, _ in parts]).astype(np.uint8)
+            probability = (None if not probabilities else parts[0][2] if len(parts) == 1
+                           else np.maximum.reduce([p for _, _, p in parts]))
+            yield PromptAnswer(index, mask, presence(int(np.count_nonzero(mask)), [s for _, s, _ in parts]),
+                               probability)
+            for query in grounding.queries:
+                if last_use[query] == index:
+                    del computed[query]
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:
@@ -266,9 +328,8 @@ class OpenVocabPredictor:
         is written, so a bad input or a missing text encoder leaves no output behind. ``skip_existing`` skips
         cases whose outputs all exist and are complete. A folder that already holds predictions of the same
         model keeps them: ``prediction_settings.json`` and the prompt report then cover every run's cases.
-        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the prompt report and settings cover
-        all cases, so every part writes the same ones); ``workers`` preprocess and export in background
-        processes (nnU-Net's -npp/-nps)."""
+        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the settings cover all cases, so every
+        part writes the same ones); ``workers`` preprocess and export in background processes (-npp/-nps)."""
         output_folder = check_output_folder(output_folder, "-o", inputs)
         jobs = self.make_jobs(inputs, prompts, prompts_file)
         if options.output_type == DICOM_SEG:
@@ -279,7 +340,7 @@ class OpenVocabPredictor:
                                ", ".join(map(str, job.case.sources)))
         settings = _merged_settings(output_folder / SETTINGS_FILE, self._settings(jobs, options))
         prompts_of_run = all_prompts(jobs)
-        self.embed(prompts_of_run)
+        self.embed([q for g in self.ground(prompts_of_run) for q in g.queries])
         report = self.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
                                                        for p in case["prompts"])), far_threshold)
         run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
@@ -303,14 +364,16 @@ class OpenVocabPredictor:
             preprocessing_processes = min(workers.preprocessing, max(len(todo) - 1, 0))
             for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
                                   unit="case", disable=not self.show_progress):
-                run.written[job.case.case_id] = self._predict_case(job, case, output_folder,
-                                                                   job.case.output_ending(file_ending), options, export)
+                run.written[job.case.case_id], report.presence[job.case.case_id] = self._predict_case(
+                    job, case, output_folder, job.case.output_ending(file_ending), options, export)
+        run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
         return run
 
     def _predict_case(self, job: PredictionJob, case: PreprocessedCase, output_folder: Path, ending: str,
-                      options: OutputOptions, export: ExportQueue) -> List[Path]:
+                      options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
-        outputs = self.prompt_outputs(case.take_data(), case.properties, job.prompts, options.save_probabilities)
+        answers = self.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
+                                                 options.save_probabilities)
         dicom_seg = None
         if options.output_type == DICOM_SEG:
             dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
@@ -318,9 +381,11 @@ class OpenVocabPredictor:
         writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
                                   reader_writer_for(job.case, plans_reader_writer), case.properties, options,
                                   case.image, dicom_seg, export)
-        for output in outputs:
-            writer.add(output.index, output.mask, output.probabilities)
-        return writer.finish()
+        found: Dict[str, Presence] = {}
+        for answer in answers:
+            found[job.prompts[answer.index]] = answer.presence
+            writer.add(answer.index, answer.mask, answer.presence, answer.probabilities)
+        return writer.finish(), found
 
     def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
         model = self.model
@@ -328,6 +393,8 @@ class OpenVocabPredictor:
                 "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
                 "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
                 "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
+                "grounding": self.grounding, "grounding_threshold": self.grounding_threshold,
+                "embedding_bank": str(self._bank.path) if self._bank is not None else None,
                 "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,
                             "save_probabilities": options.save_probabilities, "output_type": options.output_type},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}

@@ -19,7 +19,7 @@ from typing import Dict
 import numpy as np
 
 from nnunetv2_openvocab.atomic_files import atomic_path, check_zip, write_json_atomic
-from nnunetv2_openvocab.prompts.dataset_prompts import prompt_file_name
+from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROBABILITIES_FOLDER = "probabilities"
 ARRAY_KEY = "probabilities"

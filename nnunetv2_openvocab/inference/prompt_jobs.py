@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.inference.input_images import CaseInput, find_cases
-from nnunetv2_openvocab.prompts.dataset_prompts import slugify_prompt
+from nnunetv2_openvocab.prompts.prompt_text import PromptTextError, clean_prompt, prompt_slug, slug_collisions
 from nnunetv2_openvocab.user_errors import UserError
 
 PROMPTS_FILE_EXAMPLE = ('{"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal organs"]}, '
@@ -42,24 +42,16 @@ def validate_prompts(prompts: Sequence[str], where: str = "--prompts") -> Tuple[
     if isinstance(prompts, str) or not prompts:
         raise PromptError(f"{where}: expected a non-empty list of prompts, got {prompts!r}. "
                           f"Example: --prompts liver \"renal organs\".")
-    cleaned: List[str] = []
-    slugs = {}
-    for prompt in prompts:
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise PromptError(f"{where}: prompt {prompt!r} is empty. Give text such as 'liver', or drop it.")
-        prompt = prompt.strip()
-        if prompt in cleaned:
-            continue
-        try:
-            slug = slugify_prompt(prompt)
-        except ValueError as error:
-            raise PromptError(f"{where}: {error}") from None
-        if slug in slugs:
-            raise PromptError(f"{where}: prompts {slugs[slug]!r} and {prompt!r} would both be saved as "
-                              f"*_{slug}.nii.gz. Keep one of them or reword one.")
-        slugs[slug] = prompt
-        cleaned.append(prompt)
-    return tuple(cleaned)
+    try:
+        cleaned = tuple(dict.fromkeys(clean_prompt(prompt) for prompt in prompts))
+        for prompt in cleaned:
+            prompt_slug(prompt)
+    except PromptTextError as error:
+        raise PromptError(f"{where}: {error}") from None
+    for first, later, slug in slug_collisions(cleaned):
+        raise PromptError(f"{where}: prompts {first!r} and {later!r} would both be saved as "
+                          f"*_{slug}.nii.gz. Keep one of them or reword one.")
+    return cleaned
 
 
 def _job(entry: object, index: int, base: Path, file_ending: str, default_prompts: Tuple[str, ...],

@@ -21,38 +21,32 @@ the left side' vs 'kidney on the right side' 0.99), so the report warns when
   (a) the prompt names no side and its two nearest labels differ only in side (kidney_left / kidney_right), or
   (b) the prompt names a side and the opposite-side twin of its nearest same-side label scores within
       ``laterality_margin`` (0.10) of it.
-Exact training prompts get no laterality warning: the model was trained on that very text.
+Exact training prompts and grounded prompts (answered by their labels' queries) get no laterality warning; the
+former were trained on that very text and need no text
+encoder: their nearest label is their own.
+
+Each prompt also shows its grounding (route ``label``/``union``/``text``, the labels used and why; see
+grounding.py), and after prediction the presence of each answer per case (``present``/``absent`` with the
+maximum and mean foreground probability and the voxel count; see presence.py).
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
+from nnunetv2_openvocab.inference.grounding import Grounding, normalise
+from nnunetv2_openvocab.inference.presence import PRESENT_CONFIDENCE, Presence
+from nnunetv2_openvocab.prompts.laterality import side_twin, sides
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
 LATERALITY_MARGIN = 0.10
 TOP_LABELS = 3
-SIDE_WORDS = {"left": "right", "right": "left"}
 REPORT_JSON, REPORT_MARKDOWN = "prompt_report.json", "prompt_report.md"
-
-
-def _tokens(text: str) -> List[str]:
-    return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def sides(text: str) -> FrozenSet[str]:
-    return frozenset(t for t in _tokens(text) if t in SIDE_WORDS)
-
-
-def side_free_key(text: str) -> Tuple[str, ...]:
-    """Tokens without side words: 'kidney_left' and 'kidney_right' share the key ('kidney',)."""
-    return tuple(t for t in _tokens(text) if t not in SIDE_WORDS)
 
 
 @dataclass
@@ -69,6 +63,7 @@ class PromptAssessment:
     max_cosine: float
     nearest: List[NearestLabel]
     warnings: List[str] = field(default_factory=list)
+    grounding: Optional[Grounding] = None
 
 
 @dataclass
@@ -78,6 +73,7 @@ class PromptReport:
     distant_threshold: float
     laterality_margin: float
     prompts: List[PromptAssessment]
+    presence: Dict[str, Dict[str, Presence]] = field(default_factory=dict)  # case -> prompt -> presence
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -87,11 +83,27 @@ class PromptReport:
                  f"Status by cosine of the nearest training prompt: seen (exact), near >= "
                  f"{self.distant_threshold:.2f}, distant >= {self.far_threshold:.2f}, far below (the output is an "
                  f"extrapolation).", "",
-                 "| prompt | status | nearest training labels (cosine) | warnings |", "|---|---|---|---|"]
+                 "| prompt | status | nearest training labels (cosine) | route | labels used | why | warnings |",
+                 "|---|---|---|---|---|---|---|"]
         for a in self.prompts:
             nearest = "; ".join(f"{n.label} via '{n.training_prompt}' ({n.cosine:.2f})" for n in a.nearest)
-            lines.append(f"| {a.prompt} | {a.status} | {nearest} | {' '.join(a.warnings) or '-'} |")
+            g = a.grounding
+            route = (g.route, ", ".join(g.labels) or "-", g.reason) if g else ("-", "-", "-")
+            lines.append(f"| {a.prompt} | {a.status} | {nearest} | {' | '.join(route)} | {' '.join(a.warnings) or '-'} |")
+        if self.presence:
+            lines += ["", f"## Presence (absent: empty mask, or no voxel reaches probability {PRESENT_CONFIDENCE:.2f})", "",
+                      "| case | prompt | status | voxels | max probability | mean probability |", "|---|---|---|---|---|---|"]
+            for case, prompts in self.presence.items():
+                for prompt, p in prompts.items():
+                    mean = "-" if p.mean_probability is None else f"{p.mean_probability:.3f}"
+                    lines.append(f"| {case} | {prompt} | {p.status} | {p.voxels} | {p.max_probability:.3f} | {mean} |")
         return "\n".join(lines) + "\n"
+
+    def routes(self) -> Dict[str, str]:
+        """{prompt: 'union of kidney_left + kidney_right'} (how grounding answered each prompt), for tables."""
+        return {a.prompt: (a.grounding.route if a.grounding.route == "text"
+                           else f"{a.grounding.route}: {' + '.join(a.grounding.labels)}")
+                for a in self.prompts if a.grounding is not None}
 
     def to_text(self) -> str:
         lines = [f"Prompt report (text encoder {self.text_encoder}; far < {self.far_threshold:.2f} <= distant < "
@@ -99,6 +111,9 @@ class PromptReport:
         for a in self.prompts:
             nearest = ", ".join(f"{n.label} {n.cosine:.2f}" for n in a.nearest)
             lines.append(f"  {a.prompt!r}: {a.status.upper()} (nearest: {nearest})")
+            if a.grounding:
+                labels = f" [{', '.join(a.grounding.labels)}]" if a.grounding.labels else ""
+                lines.append(f"      route {a.grounding.route}{labels}: {a.grounding.reason}")
             lines.extend(f"      ! {w}" for w in a.warnings)
         return "\n".join(lines)
 
@@ -112,19 +127,11 @@ def _nearest_labels(similarities: torch.Tensor, training: Sequence[Tuple[str, st
     return sorted(best.values(), key=lambda n: -n.cosine)
 
 
-def _side_twin(label: str, all_labels: Sequence[str]) -> Optional[str]:
-    key, label_sides = side_free_key(label), sides(label)
-    if len(label_sides) != 1:
-        return None
-    wanted = frozenset({SIDE_WORDS[next(iter(label_sides))]})
-    return next((other for other in all_labels if side_free_key(other) == key and sides(other) == wanted), None)
-
-
 def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: float) -> List[str]:
     labels = [n.label for n in ranked]
     prompt_sides = sides(prompt)
     if not prompt_sides:
-        if len(ranked) >= 2 and _side_twin(ranked[0].label, labels) == ranked[1].label:
+        if len(ranked) >= 2 and side_twin(ranked[0].label, labels) == ranked[1].label:
             return [f"Its nearest training prompts '{ranked[0].training_prompt}' ({ranked[0].cosine:.2f}) and "
                     f"'{ranked[1].training_prompt}' ({ranked[1].cosine:.2f}) differ only in side: the mask may "
                     f"cover one side, the other, or both. Name the side, or check the mask."]
@@ -132,7 +139,7 @@ def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: flo
     if len(prompt_sides) > 1:
         return []  # 'left and right ...' names both sides on purpose
     same_side = next((n for n in ranked if sides(n.label) == prompt_sides), None)
-    twin_label = _side_twin(same_side.label, labels) if same_side else None
+    twin_label = side_twin(same_side.label, labels) if same_side else None
     twin = next((n for n in ranked if n.label == twin_label), None)
     if same_side and twin and twin.cosine >= same_side.cosine - margin:
         return [f"The text encoder barely separates sides here: '{same_side.training_prompt}' {same_side.cosine:.2f} "
@@ -144,26 +151,35 @@ def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: flo
 def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Sequence[str]],
                         embed: Callable[[List[str]], torch.Tensor], text_encoder: str,
                         far_threshold: float = FAR_THRESHOLD, distant_threshold: float = DISTANT_THRESHOLD,
-                        laterality_margin: float = LATERALITY_MARGIN, top_labels: int = TOP_LABELS) -> PromptReport:
-    """``embed``: prompts -> (N, E) embeddings of the model's text encoder (e.g. a PromptEmbeddingCache)."""
+                        laterality_margin: float = LATERALITY_MARGIN, top_labels: int = TOP_LABELS,
+                        groundings: Optional[Sequence[Grounding]] = None) -> PromptReport:
+    """``embed``: prompts -> (N, E) embeddings of the model's text encoder (e.g. a PromptEmbeddingCache); called
+    only when some prompt is not a training prompt. ``groundings``: one per prompt, shown beside it."""
     distant_threshold = max(distant_threshold, far_threshold)
     training = [(label, text) for label, texts in text_prompts.items() for text in texts]
-    seen = {text.strip().lower() for _, text in training}
-    query = torch.nn.functional.normalize(embed(list(prompts)).float(), dim=-1)
-    keys = torch.nn.functional.normalize(embed([text for _, text in training]).float(), dim=-1)
+    seen = {normalise(text): (label, text) for label, text in training}
+    unseen = [p for p in prompts if normalise(p) not in seen]
+    if unseen:
+        query = torch.nn.functional.normalize(embed(unseen).float(), dim=-1)
+        keys = torch.nn.functional.normalize(embed([text for _, text in training]).float(), dim=-1)
+        similarities = dict(zip(unseen, query @ keys.T))
     assessments = []
-    for prompt, similarities in zip(prompts, query @ keys.T):
-        ranked = _nearest_labels(similarities, training)
+    for index, prompt in enumerate(prompts):
+        grounding = groundings[index] if groundings is not None else None
+        if normalise(prompt) in seen:
+            label, text = seen[normalise(prompt)]
+            assessments.append(PromptAssessment(prompt, "seen", 1.0, [NearestLabel(label, text, 1.0)], [], grounding))
+            continue
+        ranked = _nearest_labels(similarities[prompt], training)
         best = ranked[0].cosine
-        if prompt.strip().lower() in seen:
-            status, warnings = "seen", []
-        else:
-            status = "near" if best >= distant_threshold else "distant" if best >= far_threshold else "far"
-            warnings = laterality_warnings(prompt, ranked, laterality_margin)
-            if status == "far":
-                warnings.insert(0, f"Far from every training prompt (best cosine {best:.2f} < {far_threshold:.2f}): "
-                                   f"the output is an extrapolation.")
-        assessments.append(PromptAssessment(prompt, status, best, ranked[:top_labels], warnings))
+        status = "near" if best >= distant_threshold else "distant" if best >= far_threshold else "far"
+        # laterality warnings concern the text query; a grounded prompt is answered by its labels' queries
+        grounded = grounding is not None and grounding.route != "text"
+        warnings = [] if grounded else laterality_warnings(prompt, ranked, laterality_margin)
+        if status == "far":
+            warnings.insert(0, f"Far from every training prompt (best cosine {best:.2f} < {far_threshold:.2f}): "
+                               f"the output is an extrapolation.")
+        assessments.append(PromptAssessment(prompt, status, best, ranked[:top_labels], warnings, grounding))
     return PromptReport(text_encoder, far_threshold, distant_threshold, laterality_margin, assessments)
 
 

@@ -14,7 +14,7 @@ from typing import Dict, Tuple
 
 from highdicom.sr import CodedConcept
 
-from dataset_conversion.taxonomy import Structure, load_taxonomy
+from nnunetv2_openvocab.prompts.taxonomy import Structure, load_taxonomy
 
 RADLEX = "RADLEX"
 ANATOMICAL_STRUCTURE_CATEGORY = CodedConcept("123037004", "SCT", "Anatomical Structure")

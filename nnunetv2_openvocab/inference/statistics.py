@@ -6,7 +6,8 @@
      "prompts": {"liver": {"voxels": 9500, "volume_ml": 256.5, "mean_hu": 58.1}, ...}}
 
 ``mean_hu`` is the mean of the input image (first channel, values as read: Hounsfield units for CT, rescale
-slope/intercept applied for DICOM) inside the mask, and null for an empty mask.
+slope/intercept applied for DICOM) inside the mask, and null for an empty mask. Prediction adds each prompt's
+presence (``max_probability``, ``mean_probability``, ``status`` present/absent; see presence.py).
 """
 from __future__ import annotations
 

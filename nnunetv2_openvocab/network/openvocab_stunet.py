@@ -12,14 +12,19 @@ whole backbone through the stock flag while the text head keeps its own initiali
 """
 from __future__ import annotations
 
+import inspect
 from contextlib import nullcontext
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 from torch import nn
 
+from nnunetv2_openvocab.model_spec import OpenVocabSpec, OpenVocabSpecError
 from nnunetv2_openvocab.network.stunet import STUNet
 from nnunetv2_openvocab.network.text_query_head import TextQueryHead, build_connector
+
+
+SPEC_STATE_KEY = "text_query.seg_layers._extra_state"  # the head's extra state: the checkpoint's OpenVocabSpec
 
 
 class OpenVocabSTUNet(STUNet):
@@ -34,7 +39,6 @@ class OpenVocabSTUNet(STUNet):
             raise ValueError(f"num_classes {num_classes} must be the number of labels ({num_default_prompts}, region "
                              f"datasets) or labels + background ({num_default_prompts + 1}).")
         self.prepend_background = num_classes == num_default_prompts + 1
-        self.connector_config = {"kind": connector, **(connector_kwargs or {})}
         head = TextQueryHead(build_connector(connector, embedding_dim, self.feature_channels, self.dims[-1],
                                              **(connector_kwargs or {})), num_default_prompts, embedding_dim)
         self.text_query = nn.ModuleDict({"seg_layers": head})
@@ -59,3 +63,18 @@ class OpenVocabSTUNet(STUNet):
         if prompt_embeddings is None and self.prepend_background:
             logits = [torch.cat((torch.zeros_like(l[:, :1]), l), dim=1) for l in logits]
         return logits if self.decoder.deep_supervision else logits[0]
+
+
+def build_openvocab_stunet(spec: OpenVocabSpec, arch_kwargs: Mapping, num_input_channels: int,
+                           num_output_channels: int, deep_supervision: bool) -> OpenVocabSTUNet:
+    """The network of ``spec`` on the plans' STUNet architecture (``arch_kwargs``), freshly initialised."""
+    foreign = sorted(set(arch_kwargs) - set(inspect.signature(OpenVocabSTUNet).parameters))
+    if foreign:
+        raise OpenVocabSpecError(f"The configuration's architecture is not STUNet (arch_kwargs {foreign} are not "
+                                 f"STUNet's). Train a 3D configuration of the plans that "
+                                 f"nnUNetv2_openvocab_plan_and_preprocess wrote (nnUNetPlans_STUNet*).")
+    network = OpenVocabSTUNet(num_input_channels, num_output_channels, spec.embedding_dim, len(spec.label_names),
+                              spec.connector, dict(spec.connector_kwargs), deep_supervision=deep_supervision,
+                              **arch_kwargs)
+    network.apply(network.initialize)
+    return network

@@ -14,12 +14,16 @@ from nnunetv2.experiment_planning.dataset_fingerprint.fingerprint_extractor impo
 from nnunetv2.experiment_planning.plan_and_preprocess_api import extract_fingerprint_dataset, preprocess_dataset
 from nnunetv2.utilities.dataset_name_id_conversion import convert_dataset_name_to_id
 
-from nnunetv2_openvocab.planning.openvocab_section import aligned_image_encoder_arch, build_openvocab_section
+from nnunetv2_openvocab.paper_presets import PLAN_PRESETS, apply_preset, fill_defaults
+from nnunetv2_openvocab.planning.openvocab_section import aligned_image_encoder_arch, plan_openvocab_spec
 from nnunetv2_openvocab.planning.stunet_planner import PAPER_TARGET_SPACING, STUNetPlanner
 from nnunetv2_openvocab.prompts.check_dataset_entry import raw_dataset_folder
 from nnunetv2_openvocab.prompts.validation import require_valid_dataset
 from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
 from nnunetv2_openvocab.user_errors import exit_on_user_error
+
+
+PRESET_FLAGS = {"stunet": "--stunet", "isotropic": "--isotropic-1.5mm", "text_encoder": "--text-encoder"}
 
 
 def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullres",), size: str = "B",
@@ -37,7 +41,7 @@ def plan_and_preprocess(dataset: str, configurations: Sequence[str] = ("3d_fullr
                                 clean, verbose, show_progress_bar)
     dataset_json = json.loads((raw_folder / "dataset.json").read_text(encoding="utf-8"))
     planner = STUNetPlanner(dataset_id, size, base_width,
-                            openvocab=build_openvocab_section(dataset_json, text_encoder, pretrained),
+                            openvocab=plan_openvocab_spec(dataset_json, text_encoder, pretrained),
                             patch_size=patch_size, gpu_memory_target_in_gb=gpu_memory_target_in_gb,
                             plans_name=plans_name,
                             overwrite_target_spacing=list(PAPER_TARGET_SPACING) if isotropic_1p5mm else None)
@@ -54,19 +58,23 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(
         prog="nnUNetv2_openvocab_plan_and_preprocess",
         description="Fingerprint, plan (STUNet) and preprocess datasets for nnUNetTrainerOpenVocab / nnUNetTrainer.",
-        epilog="Example: nnUNetv2_openvocab_plan_and_preprocess -d 501 -c 3d_fullres --stunet L "
-               "--text-encoder /models/BioLORD-2023 --isotropic-1.5mm\n"
+        epilog="Example: nnUNetv2_openvocab_plan_and_preprocess -d 501 -c 3d_fullres --preset paper\n"
+               "(= --stunet L --isotropic-1.5mm --text-encoder FremyCompany/BioLORD-2023)\n"
                "then: nnUNetv2_train 501 3d_fullres 0 -tr nnUNetTrainerOpenVocab -p nnUNetPlans_STUNetL",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-d", nargs="+", required=True, help="dataset ids, names or raw folders")
     parser.add_argument("-c", nargs="+", default=["3d_fullres"], help="configurations to preprocess (default 3d_fullres)")
-    parser.add_argument("--stunet", choices=["S", "B", "L", "H"], default="B", help="STU-Net size (default B)")
+    parser.add_argument("--preset", choices=sorted(PLAN_PRESETS),
+                        help="paper: STU-Net L, 1.5 mm isotropic, BioLORD-2023 (explicit flags override it; "
+                             "what it set is printed)")
+    parser.add_argument("--stunet", choices=["S", "B", "L", "H"], default=argparse.SUPPRESS,
+                        help="STU-Net size (default B)")
     parser.add_argument("--width", type=int, default=None,
                         help="override the stage-0 width (others scale x2 up to x16), e.g. 8 for CPU tests")
     parser.add_argument("--patch-size", type=int, nargs=3, default=None, help="fixed patch size instead of nnU-Net's")
-    parser.add_argument("--isotropic-1.5mm", dest="isotropic", action="store_true",
+    parser.add_argument("--isotropic-1.5mm", dest="isotropic", action="store_true", default=argparse.SUPPRESS,
                         help="resample to the paper's 1.5 mm isotropic spacing")
-    parser.add_argument("--text-encoder", default=DEFAULT_TEXT_ENCODER,
+    parser.add_argument("--text-encoder", default=argparse.SUPPRESS,
                         help=f"sentence encoder id or folder (default {DEFAULT_TEXT_ENCODER}; 'minilm' for the offline test model)")
     parser.add_argument("--pretrained", default=None,
                         help="aligned checkpoint (nnUNetv2_openvocab_pretrain export) or nnU-Net STUNet checkpoint")
@@ -78,6 +86,10 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--no_pbar", action="store_true")
     args = parser.parse_args(argv)
+    if args.preset:
+        for line in apply_preset(args, PLAN_PRESETS, args.preset, PRESET_FLAGS):
+            print(line)
+    fill_defaults(args, {"stunet": "B", "isotropic": False, "text_encoder": DEFAULT_TEXT_ENCODER})
     for dataset in args.d:
         with exit_on_user_error(parser.prog, traceback=args.verbose):
             identifier = plan_and_preprocess(dataset, args.c, args.stunet, args.width, args.text_encoder,

@@ -4,7 +4,7 @@ nnU-Net's default planner picks spacing, patch size and normalisation; this plan
 the 3D architecture for STUNet: six stages, 3x3x3 kernels everywhere (so released STU-Net weights fit),
 up to five poolings chosen like nnU-Net's (an axis stops pooling once its feature map would drop below 4
 voxels; missing poolings become [1, 1, 1]). Batch size is STU-Net's 2. The plans also get an ``openvocab``
-section: text encoder, embedding size, label names and the optional pretrained encoder checkpoint.
+section: the OpenVocabSpec (model_spec.py).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 from nnunetv2.experiment_planning.experiment_planners.default_experiment_planner import ExperimentPlanner
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
+from nnunetv2_openvocab.model_spec import PLANS_KEY, OpenVocabSpec
 from nnunetv2_openvocab.network.stunet import STUNet, stunet_arch_kwargs
 
 STUNET_CLASS_NAME = f"{STUNet.__module__}.{STUNet.__name__}"
@@ -38,7 +39,7 @@ def stunet_topology(spacing: Sequence[float], patch_size: Sequence[int]) -> dict
 
 class STUNetPlanner(ExperimentPlanner):
     def __init__(self, dataset_name_or_id, size: str = "B", base_width: Optional[int] = None,
-                 openvocab: Optional[dict] = None, patch_size: Optional[Sequence[int]] = None,
+                 openvocab: Optional[OpenVocabSpec] = None, patch_size: Optional[Sequence[int]] = None,
                  gpu_memory_target_in_gb: float = 8, preprocessor_name: str = "DefaultPreprocessor",
                  plans_name: Optional[str] = None, overwrite_target_spacing=None, suppress_transpose: bool = False):
         super().__init__(dataset_name_or_id, gpu_memory_target_in_gb, preprocessor_name,
@@ -66,7 +67,7 @@ class STUNetPlanner(ExperimentPlanner):
     def plan_experiment(self):
         plans = super().plan_experiment()
         if self.openvocab is not None:
-            plans["openvocab"] = self.openvocab
+            plans[PLANS_KEY] = self.openvocab.to_plans()
             self.save_plans(plans)
         return plans
 

@@ -52,6 +52,7 @@ class PreprocessingConfig:
 
 
 LOSS_CHOICES = ("mgcl", "clip")
+REPORT_SECTIONS = ("full", "findings")
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,10 @@ class TrainConfig:
     projection_hidden_dim: hidden width of the MLP projection; None uses the image embedding size.
     batch_size: samples per process; the contrastive batch is batch_size x world size.
     val_fraction: share of the manifest held out for retrieval validation (chosen by volume-path hash).
+    region_alignment: adds the fine-grained loss over the manifest's "regions" (Table VIII row 4); needs the
+        image encoder in training (--unlock-image-encoder, volumes encoded on the fly).
+    report_section: "full" pairs the image with the manifest's report as written; "findings" with its
+        "Findings:" section only (the paper's choice; reports without that header are used whole).
     """
 
     text_encoder: str = DEFAULT_TEXT_ENCODER
@@ -89,12 +94,16 @@ class TrainConfig:
     val_fraction: float = 0.05
     checkpoint_every_steps: int = 500
     seed: int = 0
+    report_section: str = "full"
+    region_alignment: bool = False
 
     def __post_init__(self):
         if self.loss not in LOSS_CHOICES:
             raise ValueError(f"loss must be one of {LOSS_CHOICES}, got {self.loss!r}.")
         if self.loss == "mgcl" and self.num_captions < 1:
             raise ValueError(f"loss 'mgcl' samples num_captions >= 1 captions per image; got {self.num_captions}.")
+        if self.report_section not in REPORT_SECTIONS:
+            raise ValueError(f"report_section must be one of {REPORT_SECTIONS}, got {self.report_section!r}.")
         if not 0 <= self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}.")
 

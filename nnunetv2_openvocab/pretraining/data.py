@@ -36,6 +36,30 @@ class VolumeViewSource:
         return torch.from_numpy(self.preprocessor.views(volume, [view])[0])
 
 
+@dataclass
+class RegionSample:
+    """A volume's regions in its view: masks (R, *patch) bool and one caption each (fine-grained alignment)."""
+    masks: torch.Tensor
+    captions: list[str]
+
+
+class RegionViewSource:
+    """Like VolumeViewSource, but (volume view, RegionSample or None) with the entry's regions in the same view."""
+
+    def __init__(self, entries: Sequence[ManifestEntry], preprocessor: VolumePreprocessor):
+        self.entries, self.preprocessor = list(entries), preprocessor
+        self.volumes = VolumeViewSource([entry.volume for entry in entries], preprocessor)
+
+    def __call__(self, index: int, view: int) -> tuple[torch.Tensor, Optional[RegionSample]]:
+        entry = self.entries[index]
+        if not entry.regions:
+            return self.volumes(index, view), None
+        volume, masks = self.preprocessor.region_view(
+            entry.volume, [(region.mask, region.label) for region in entry.regions], view)
+        return torch.from_numpy(volume), RegionSample(torch.from_numpy(masks),
+                                                      [region.caption for region in entry.regions])
+
+
 def sample_captions(entry: ManifestEntry, count: int, rng: np.random.Generator) -> list[str]:
     """`count` captions drawn at random (with replacement only if there are fewer); the report if there are none."""
     if count == 0:
@@ -45,22 +69,27 @@ def sample_captions(entry: ManifestEntry, count: int, rng: np.random.Generator) 
 
 
 class ContrastiveDataset(Dataset):
-    """Item (epoch, index) -> (image, report, captions) for manifest entry `index`."""
+    """Item (epoch, index) -> (image, report, captions, regions) for manifest entry `index`.
+
+    `with_regions`: `images` is a RegionViewSource; otherwise regions are None.
+    """
 
     def __init__(self, entries: Sequence[ManifestEntry], images: ImageSource, num_views: int,
-                 captions_per_sample: int, seed: int):
+                 captions_per_sample: int, seed: int, with_regions: bool = False):
         self.entries, self.images = list(entries), images
         self.num_views, self.captions_per_sample, self.seed = num_views, captions_per_sample, seed
+        self.with_regions = with_regions
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, list[str]]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, str, list[str], Optional[RegionSample]]:
         epoch, index = key
         rng = np.random.default_rng([self.seed, epoch, index])
         view = int(rng.integers(self.num_views))
         entry = self.entries[index]
-        return self.images(index, view), entry.report, sample_captions(entry, self.captions_per_sample, rng)
+        image, regions = self.images(index, view) if self.with_regions else (self.images(index, view), None)
+        return image, entry.report, sample_captions(entry, self.captions_per_sample, rng), regions
 
 
 @dataclass
@@ -68,12 +97,14 @@ class ContrastiveBatch:
     images: torch.Tensor  # (b, D) embeddings or (b, C, *patch) volumes
     reports: list[str]
     captions: Optional[list[list[str]]]  # K slots x b captions; None for the CLIP-only loss
+    regions: Optional[list[Optional[RegionSample]]] = None  # per image, with fine-grained alignment
 
 
-def collate(samples: Sequence[tuple[torch.Tensor, str, list[str]]]) -> ContrastiveBatch:
-    images, reports, captions = zip(*samples)
+def collate(samples: Sequence[tuple[torch.Tensor, str, list[str], Optional[RegionSample]]]) -> ContrastiveBatch:
+    images, reports, captions, regions = zip(*samples)
     slots = [list(slot) for slot in zip(*captions)]  # b x K -> K x b
-    return ContrastiveBatch(torch.stack(images), list(reports), slots or None)
+    has_regions = any(region is not None for region in regions)
+    return ContrastiveBatch(torch.stack(images), list(reports), slots or None, list(regions) if has_regions else None)
 
 
 class GlobalBatchSampler:

@@ -61,6 +61,3 @@ def sum_gradients(model: nn.Module, context: DistributedContext) -> nn.Module:
     wrapped.register_comm_hook(None, _sum_allreduce_hook)
     return wrapped
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, DistributedDataParallel) else model

@@ -1,9 +1,6 @@
 """The ``export`` stage: a training run -> the aligned checkpoint folder the planner and trainer consume.
 
-The folder layout is documented in nnunetv2_openvocab/text/projection.py. Besides the required fields,
-aligned.json's "image_encoder" also records "network_class_name" and "input_channels", and a
-"pretraining" block records where the weights came from. The image-encoder fingerprint is
-`module_fingerprint` over a module whose state dict is exactly image_encoder.safetensors.
+The folder layout is documented in nnunetv2_openvocab/aligned_checkpoint.py.
 """
 from __future__ import annotations
 
@@ -13,6 +10,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from nnunetv2_openvocab.aligned_checkpoint import (ALIGNED_FORMAT, ALIGNED_MANIFEST, IMAGE_ENCODER_WEIGHTS,
+                                                   PROJECTION_WEIGHTS, TEXT_ENCODER_FOLDER, is_aligned_checkpoint)
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.pretraining.checkpointing import CHECKPOINT_NAME, load_checkpoint
 from nnunetv2_openvocab.pretraining.config import TrainConfig, load_config
@@ -21,11 +20,7 @@ from nnunetv2_openvocab.pretraining.image_encoder import ImageEncoderInfo, build
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
 from nnunetv2_openvocab.safe_loading import read_safetensors
 from nnunetv2_openvocab.pretraining.train import CONFIG_NAME, RUN_INFO
-from nnunetv2_openvocab.text.encoder import ALIGNED_MANIFEST, module_fingerprint
-from nnunetv2_openvocab.text.projection import ALIGNED_FORMAT
-
-TEXT_ENCODER_FOLDER = "text_encoder"
-PROJECTION_WEIGHTS = "text_projection.safetensors"
+from nnunetv2_openvocab.text.encoder import module_fingerprint
 
 
 def _submodule_state(state: dict, prefix: str) -> dict:
@@ -35,7 +30,7 @@ def _submodule_state(state: dict, prefix: str) -> dict:
 def _replace_folder(source: Path, destination: Path) -> None:
     """Move the finished export into place; an earlier export at `destination` is replaced, anything else kept."""
     if destination.exists():
-        if not (destination / ALIGNED_MANIFEST).is_file():
+        if not is_aligned_checkpoint(destination):
             raise FileExistsError(f"{destination} exists and is no aligned checkpoint; choose another --out.")
         retired = Path(tempfile.mkdtemp(prefix=f".{destination.name}.old.", dir=destination.parent))
         os.replace(destination, retired / destination.name)
@@ -70,12 +65,12 @@ def export_aligned_checkpoint(run: str | Path, out: str | Path) -> Path:
     os.chmod(staging, 0o755)  # mkdtemp makes it private; the export is meant to be shared
     text_tower.sentence_model.save(str(staging / TEXT_ENCODER_FOLDER))
     save_tensors_atomic(staging / PROJECTION_WEIGHTS, text_tower.projection.state_dict())
-    save_tensors_atomic(staging / ENCODER_WEIGHTS, encoder.state_dict(), metadata={"fingerprint": fingerprint})
+    save_tensors_atomic(staging / IMAGE_ENCODER_WEIGHTS, encoder.state_dict(), metadata={"fingerprint": fingerprint})
     write_json_atomic(staging / ALIGNED_MANIFEST, {
         "format": ALIGNED_FORMAT,
         "text_encoder": TEXT_ENCODER_FOLDER,
         "projection": {**text_tower.projection.config(), "weights": PROJECTION_WEIGHTS},
-        "image_encoder": {"weights": ENCODER_WEIGHTS, "fingerprint": fingerprint, "arch_kwargs": info.arch_kwargs,
+        "image_encoder": {"weights": IMAGE_ENCODER_WEIGHTS, "fingerprint": fingerprint, "arch_kwargs": info.arch_kwargs,
                           "network_class_name": info.network_class_name, "input_channels": info.input_channels},
         "pretraining": {"run": str(run.resolve()), "step": checkpoint["step"], "base_text_encoder": config.text_encoder,
                         "loss": config.loss, "image_encoder_locked": not config.unlock_image_encoder,

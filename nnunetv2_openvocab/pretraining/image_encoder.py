@@ -15,11 +15,13 @@ import torch
 from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
+from torch.nn import functional as F
 
 from nnunetv2_openvocab.network.checkpoint_loading import load_encoder_weights, read_checkpoint_state_dict
 from nnunetv2_openvocab.network.stunet import STUNet
 from nnunetv2_openvocab.text.encoder import module_fingerprint
 
+RANDOM_INITIALISATION = "random initialisation"
 CHECKPOINT_NAMES = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
 
 
@@ -36,10 +38,15 @@ class PooledImageEncoder(nn.Module):
         self.conv_blocks_context = network.conv_blocks_context
         self.embedding_dim = network.dims[-1]
 
-    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+    def feature_map(self, volumes: torch.Tensor) -> torch.Tensor:
+        """(B, C_in, X, Y, Z) -> the last stage's features (B, dims[-1], x, y, z)."""
         x = volumes
         for stage in self.conv_blocks_context:
             x = stage(x)
+        return x
+
+    def forward(self, volumes: torch.Tensor) -> torch.Tensor:
+        x = self.feature_map(volumes)
         return x.mean(dim=tuple(range(2, x.ndim)))  # (B, C, *spatial) -> (B, C)
 
 
@@ -87,10 +94,10 @@ def resolve_nnunet_model(encoder_checkpoint: str | Path, plans: Optional[str | P
 
 
 def _build_stunet(network_class_name: str, arch_kwargs: dict, kw_requires_import, input_channels: int,
-                  source: str) -> STUNet:
+                  source: str, initialise: bool = False) -> STUNet:
     # the decoder is built too (nnU-Net builds whole networks) but only the encoder stages are kept
     network = get_network_from_plans(network_class_name, arch_kwargs, kw_requires_import, input_channels,
-                                     output_channels=1, allow_init=False, deep_supervision=False)
+                                     output_channels=1, allow_init=initialise, deep_supervision=False)
     if not isinstance(network, STUNet):
         raise ValueError(f"{source}: the network is {network_class_name}, but pretraining needs a STUNet "
                          f"(nnunetv2_openvocab.network.stunet.STUNet) encoder. Use a STUNet-trained model.")
@@ -105,23 +112,39 @@ def _load_all_encoder_weights(network: STUNet, state_dict: Mapping[str, torch.Te
                          f"belong to the checkpoint.")
 
 
-def load_image_encoder_from_nnunet(checkpoint: Path, plans_file: Path, configuration: str
-                                   ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+def _image_encoder_from_plans(plans_file: Path, configuration: str, checkpoint: Optional[Path], seed: int = 0
+                              ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    """The plans' STUNet encoder with the checkpoint's weights, or nnU-Net's initialisation seeded by `seed`."""
     configuration_manager = PlansManager(str(plans_file)).get_configuration(configuration)
     input_channels = len(configuration_manager.normalization_schemes)
+    if checkpoint is None:
+        torch.manual_seed(seed)  # the same random encoder on every process and after a resume
     network = _build_stunet(configuration_manager.network_arch_class_name,
                             configuration_manager.network_arch_init_kwargs,
                             configuration_manager.network_arch_init_kwargs_req_import, input_channels,
-                            source=f"{plans_file} (configuration {configuration})")
-    _load_all_encoder_weights(network, read_checkpoint_state_dict(checkpoint), str(checkpoint))
+                            source=f"{plans_file} (configuration {configuration})", initialise=checkpoint is None)
+    if checkpoint is not None:
+        _load_all_encoder_weights(network, read_checkpoint_state_dict(checkpoint), str(checkpoint))
     encoder = PooledImageEncoder(network)
     info = ImageEncoderInfo(
         network_class_name=configuration_manager.network_arch_class_name,
         arch_kwargs=dict(configuration_manager.network_arch_init_kwargs),
         input_channels=input_channels, embedding_dim=encoder.embedding_dim,
-        fingerprint=module_fingerprint(encoder), checkpoint=str(checkpoint), plans=str(plans_file),
-        configuration=configuration)
+        fingerprint=module_fingerprint(encoder),
+        checkpoint=str(checkpoint) if checkpoint is not None else f"{RANDOM_INITIALISATION} (seed {seed})",
+        plans=str(plans_file), configuration=configuration)
     return encoder, info
+
+
+def load_image_encoder_from_nnunet(checkpoint: Path, plans_file: Path, configuration: str
+                                   ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    return _image_encoder_from_plans(plans_file, configuration, checkpoint)
+
+
+def random_image_encoder(plans_file: Path, configuration: str, seed: int
+                         ) -> tuple[PooledImageEncoder, ImageEncoderInfo]:
+    """The plans' STUNet encoder, randomly initialised as nnU-Net initialises it (Table VIII rows 2 to 4)."""
+    return _image_encoder_from_plans(plans_file, configuration, None, seed)
 
 
 def build_image_encoder(info: ImageEncoderInfo, state_dict: Mapping[str, torch.Tensor], source: str
@@ -130,6 +153,22 @@ def build_image_encoder(info: ImageEncoderInfo, state_dict: Mapping[str, torch.T
     network = _build_stunet(info.network_class_name, info.arch_kwargs, [], info.input_channels, source)
     _load_all_encoder_weights(network, state_dict, source)
     return PooledImageEncoder(network)
+
+
+def region_features(feature_map: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average of one volume's features inside each region (paper Table VIII row 4).
+
+    feature_map (C, x, y, z); masks (R, X, Y, Z) at input resolution -> ((R', C), kept (R,) bool) for the R'
+    regions that keep voxels in this view. Each mask is down-sampled to the feature grid by area (the share
+    of every feature cell it covers), and those shares weight the average, so small structures are not lost
+    to a nearest-neighbour sampling.
+    """
+    weights = F.adaptive_avg_pool3d(masks[:, None].float(), feature_map.shape[1:])[:, 0]  # (R, x, y, z)
+    totals = weights.flatten(1).sum(dim=1)
+    kept = totals > 0
+    # (R', x*y*z) @ (x*y*z, C) -> (R', C)
+    pooled = weights[kept].flatten(1) @ feature_map.flatten(1).T
+    return pooled / totals[kept, None], kept
 
 
 @torch.no_grad()

@@ -13,10 +13,12 @@ import torch
 
 from nnunetv2_openvocab.safe_loading import read_safetensors
 from nnunetv2_openvocab.pretraining.config import PreprocessingConfig
-from nnunetv2_openvocab.pretraining.data import ImageSource, VolumeViewSource, cached_embedding_source
+from nnunetv2_openvocab.pretraining.data import (
+    ImageSource, RegionViewSource, VolumeViewSource, cached_embedding_source)
 from nnunetv2_openvocab.pretraining.feature_cache import ENCODER_WEIGHTS, FeatureCache
 from nnunetv2_openvocab.pretraining.image_encoder import (
-    ImageEncoderInfo, PooledImageEncoder, encode_locked, load_image_encoder_from_nnunet, resolve_nnunet_model)
+    ImageEncoderInfo, PooledImageEncoder, encode_locked, load_image_encoder_from_nnunet, random_image_encoder,
+    resolve_nnunet_model)
 from nnunetv2_openvocab.pretraining.manifest import ManifestEntry
 from nnunetv2_openvocab.pretraining.preprocessing import VolumePreprocessor
 
@@ -60,13 +62,21 @@ def cached_image_side(cache_folder: str | Path, train: Sequence[ManifestEntry],
                      initial_encoder_state=state)
 
 
-def on_the_fly_image_side(encoder_checkpoint: str | Path, plans: Optional[str | Path], configuration: str,
+def on_the_fly_image_side(encoder_checkpoint: Optional[str | Path], plans: Optional[str | Path], configuration: str,
                           preprocessing: PreprocessingConfig, train: Sequence[ManifestEntry],
-                          validation: Sequence[ManifestEntry]) -> ImageSide:
-    checkpoint, plans_file = resolve_nnunet_model(encoder_checkpoint, plans)
-    encoder, info = load_image_encoder_from_nnunet(checkpoint, plans_file, configuration)
+                          validation: Sequence[ManifestEntry], seed: int = 0, with_regions: bool = False) -> ImageSide:
+    """Volumes encoded by the checkpoint's encoder, or (encoder_checkpoint None) a random one built from `plans`;
+    `with_regions`: training samples also carry their regions' masks in the same view (RegionViewSource)."""
+    if encoder_checkpoint is None:
+        plans_file = Path(plans)
+        encoder, info = random_image_encoder(plans_file, configuration, seed)
+    else:
+        checkpoint, plans_file = resolve_nnunet_model(encoder_checkpoint, plans)
+        encoder, info = load_image_encoder_from_nnunet(checkpoint, plans_file, configuration)
     preprocessor = VolumePreprocessor(plans_file, configuration, preprocessing)
-    return ImageSide(VolumeViewSource([entry.volume for entry in train], preprocessor),
+    train_source = (RegionViewSource(train, preprocessor) if with_regions
+                    else VolumeViewSource([entry.volume for entry in train], preprocessor))
+    return ImageSide(train_source,
                      VolumeViewSource([entry.volume for entry in validation], preprocessor),
                      num_views=preprocessing.num_views, info=info,
                      provenance={"preprocessing": preprocessor.description()},

@@ -12,6 +12,10 @@ batch of N captions (one per image) and L_MGCL = (1/K) sum_k L_CLIP(images, capt
 text-to-image half is eq. 4 (each caption's positive is its own image, all other images are
 negatives) and its image-to-text half makes it bidirectional. The total is L_CLIP(image, report)
 + L_MGCL (eq. 5); with loss "clip" only the first term is used.
+
+Fine-grained alignment (Table VIII row 4) adds "region_loss": symmetric InfoNCE between region features
+(the last encoder stage averaged inside each region) and their captions. Region counts differ between
+processes, so these pairs are contrasted within each process's batch (no all_gather).
 """
 from __future__ import annotations
 
@@ -63,9 +67,15 @@ class ClipLoss(nn.Module):
         return {"clip_loss": self.symmetric_infonce(images, self.gather(report_features))}
 
     def forward(self, image_features: torch.Tensor, report_features: torch.Tensor,
-                caption_features: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
-        """image_features, report_features: (b, D) local; caption_features: (K, b, D) local or None."""
-        return self.named_losses(self.gather(image_features), report_features, caption_features)
+                caption_features: Optional[torch.Tensor] = None, region_features: Optional[torch.Tensor] = None,
+                region_caption_features: Optional[torch.Tensor] = None) -> dict[str, torch.Tensor]:
+        """image_features, report_features: (b, D) local; caption_features: (K, b, D) local or None;
+        region_features, region_caption_features: (R, D) local pairs or None."""
+        losses = self.named_losses(self.gather(image_features), report_features, caption_features)
+        if region_features is not None:
+            losses["region_loss"] = self.symmetric_infonce(F.normalize(region_features, dim=-1),
+                                                           F.normalize(region_caption_features, dim=-1))
+        return losses
 
 
 class MultiGranularityClipLoss(ClipLoss):

@@ -9,8 +9,9 @@ shift that window, mirror and rescale intensities.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
@@ -42,19 +43,39 @@ def volume_seed(volume: str) -> int:
     return int(volume_digest(volume)[:8], 16)
 
 
-def make_view(volume: np.ndarray, config: PreprocessingConfig, view: int, seed_of_volume: int) -> np.ndarray:
+@dataclass(frozen=True)
+class ViewGeometry:
+    shift: tuple[int, ...]  # window offset in voxels per axis
+    mirrored_axes: tuple[int, ...]  # axes of a (C, *spatial) array
+    scale: float
+    offset: float
+
+
+def view_geometry(config: PreprocessingConfig, view: int, seed_of_volume: int) -> ViewGeometry:
     """View 0 is the centred window; views >= 1 are augmentations seeded by (config.augmentation_seed, seed_of_volume, view)."""
     if view == 0:
-        return pad_or_crop(volume, config.patch_size)
+        return ViewGeometry((0, 0, 0), (), 1.0, 0.0)
     rng = np.random.default_rng([config.augmentation_seed, seed_of_volume, view])
-    shift = rng.integers(-config.max_shift_voxels, config.max_shift_voxels + 1, size=3)
-    patch = pad_or_crop(volume, config.patch_size, shift)
-    if config.mirror:
-        mirrored_axes = [axis + 1 for axis in range(3) if rng.random() < 0.5]
-        patch = np.flip(patch, axis=mirrored_axes) if mirrored_axes else patch
+    shift = tuple(int(s) for s in rng.integers(-config.max_shift_voxels, config.max_shift_voxels + 1, size=3))
+    mirrored_axes = tuple(axis + 1 for axis in range(3) if rng.random() < 0.5) if config.mirror else ()
     scale = rng.uniform(1 - config.intensity_scale, 1 + config.intensity_scale)
     offset = rng.uniform(-config.intensity_shift, config.intensity_shift)
-    return np.ascontiguousarray(patch * scale + offset, dtype=np.float32)
+    return ViewGeometry(shift, mirrored_axes, scale, offset)
+
+
+def window(array: np.ndarray, config: PreprocessingConfig, geometry: ViewGeometry) -> np.ndarray:
+    """The view's patch of a (C, *spatial) image or label array, without intensity changes."""
+    patch = pad_or_crop(array, config.patch_size, geometry.shift)
+    return np.flip(patch, axis=geometry.mirrored_axes) if geometry.mirrored_axes else patch
+
+
+def make_view(volume: np.ndarray, config: PreprocessingConfig, view: int, seed_of_volume: int) -> np.ndarray:
+    """The encoder input of one view: its window, intensities rescaled for augmented views."""
+    geometry = view_geometry(config, view, seed_of_volume)
+    if view == 0:
+        return window(volume, config, geometry)
+    return np.ascontiguousarray(window(volume, config, geometry) * geometry.scale + geometry.offset,
+                                dtype=np.float32)
 
 
 class VolumePreprocessor:
@@ -86,14 +107,30 @@ class VolumePreprocessor:
             "plans_configuration": {key: configuration.get(key) for key in NNUNET_CONFIGURATION_KEYS},
         }
 
-    def preprocess(self, volume_path: str) -> np.ndarray:
-        """(C, *spatial) float32, normalised and resampled, before pad/crop."""
+    def preprocess(self, volume_path: str, label_path: Optional[str] = None, label_values: Sequence[int] = ()
+                   ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """(C, *spatial) float32, normalised and resampled, before pad/crop; and the label map (1, *spatial)
+        in the same voxel grid when `label_path` is given (nnU-Net's segmentation resampling; nnU-Net also
+        records where `label_values` lie, which it needs a label table for)."""
         preprocessor = self.configuration_manager.preprocessor_class(verbose=False)
-        data, _, _ = preprocessor.run_case([volume_path], None, self.plans_manager, self.configuration_manager,
-                                           dataset_json={})
-        return data.astype(np.float32, copy=False)
+        labels = {"background": 0, **{f"label_{value}": value for value in label_values}}
+        data, seg, _ = preprocessor.run_case([volume_path], label_path, self.plans_manager,
+                                             self.configuration_manager, dataset_json={"labels": labels})
+        return data.astype(np.float32, copy=False), seg
+
+    def region_view(self, volume_path: str, masks: Sequence[tuple[str, int]], view: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """One view of the volume (C, *patch) and of its regions, (R, *patch) bool, one per (label map, label)."""
+        seed, data, label_views = volume_seed(volume_path), None, {}
+        for mask_path in dict.fromkeys(path for path, _ in masks):  # one nnU-Net pass per label map
+            values = sorted({label for path, label in masks if path == mask_path})
+            volume, seg = self.preprocess(volume_path, mask_path, values)
+            data = volume if data is None else data
+            label_views[mask_path] = window(seg, self.config, view_geometry(self.config, view, seed))[0]
+        regions = [label_views[mask_path] == label for mask_path, label in masks]
+        return make_view(data, self.config, view, seed), np.stack(regions)
 
     def views(self, volume_path: str, views: Sequence[int]) -> np.ndarray:
         """(len(views), C, *patch_size): the requested views of one volume, preprocessed once."""
-        volume = self.preprocess(volume_path)
+        volume, _ = self.preprocess(volume_path)
         return np.stack([make_view(volume, self.config, view, volume_seed(volume_path)) for view in views])

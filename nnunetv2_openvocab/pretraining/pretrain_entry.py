@@ -7,9 +7,10 @@ import logging
 import os
 from typing import Optional, Type
 
+from nnunetv2_openvocab.paper_presets import PRETRAIN_PRESETS, apply_preset
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 from nnunetv2_openvocab.pretraining.config import (
-    LOSS_CHOICES, PreprocessingConfig, TrainConfig, config_from_dict, config_to_dict, load_config)
+    LOSS_CHOICES, REPORT_SECTIONS, PreprocessingConfig, TrainConfig, config_from_dict, config_to_dict, load_config)
 
 EPILOG = """\
 worked example (CT-RATE manifest from caption curation, STU-Net trained with nnU-Net on TotalSegmentator):
@@ -22,6 +23,12 @@ worked example (CT-RATE manifest from caption curation, STU-Net trained with nnU
   nnUNetv2_openvocab_pretrain export --run pretrain/run --out pretrain/aligned
 then plan with: nnUNetv2_openvocab_plan_and_preprocess ... --pretrained pretrain/aligned
 """
+
+
+PRESET_FLAGS = {"target_spacing": "--target-spacing", "patch_size": "--patch-size", "num_captions": "--num-captions",
+                "report_section": "--report-section", "batch_size": "--batch-size",
+                "num_augmented_views": "--augmented-views"}
+PREPROCESSING_FIELDS = {field.name for field in dataclasses.fields(PreprocessingConfig)}
 
 
 def _add_preprocessing_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +58,20 @@ def _config(cls: Type, json_path: Optional[str], args: argparse.Namespace):
     return config_from_dict(cls, {**base, **given}, source="command line")
 
 
+def _apply_preset(args: argparse.Namespace) -> None:
+    """Fill the preset's settings: cache-features takes its preprocessing part; train takes all of it, or only
+    the TrainConfig part with --cache (whose preprocessing is fixed)."""
+    preset = PRETRAIN_PRESETS[args.preset]
+    if args.stage == "cache-features":
+        preset = {dest: value for dest, value in preset.items() if dest in PREPROCESSING_FIELDS}
+    elif args.cache is not None:
+        preset = {dest: value for dest, value in preset.items() if dest not in PREPROCESSING_FIELDS}
+        print(f"preset {args.preset}: preprocessing (spacing, patch size, augmented views) comes from --cache "
+              f"{args.cache}; create the cache with the same values (see README)")
+    for line in apply_preset(args, {args.preset: preset}, args.preset, PRESET_FLAGS):
+        print(line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_pretrain", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -65,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("--num-shards", type=int, default=1)
     cache.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     cache.add_argument("--num-workers", type=int, default=2, help="preprocessing worker processes")
+    cache.add_argument("--preset", choices=sorted(PRETRAIN_PRESETS),
+                       help="paper: its preprocessing (1.5 mm, 220^3, 4 augmented views); flags override it")
     _add_preprocessing_arguments(cache)
 
     train = stages.add_parser("train", help="contrastive training of the text side (torchrun for several processes)",
@@ -74,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--cache", help="feature cache from cache-features (the fast, locked-encoder route)")
     _add_encoder_arguments(train, required=False)
     train.add_argument("--config", help="JSON file with TrainConfig fields; flags override it")
+    train.add_argument("--preset", choices=sorted(PRETRAIN_PRESETS),
+                       help="paper: 1.5 mm, 220^3, K=3 captions, findings section as report text, batch 32 per "
+                            "process, 4 augmented views (the preprocessing part only when encoding on the fly; "
+                            "a --cache fixes it). Explicit flags override it; what it set is printed")
     train.add_argument("--text-encoder", dest="text_encoder", default=argparse.SUPPRESS,
                        help="sentence-transformers model id or folder, loaded offline (default FremyCompany/BioLORD-2023; "
                             "'minilm' for the small offline test model)")
@@ -83,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="mgcl (default): report + K sampled captions; clip: report only (ablation)")
     train.add_argument("--num-captions", dest="num_captions", type=int, default=argparse.SUPPRESS,
                        help="captions sampled per image per step, K (default 3)")
+    train.add_argument("--report-section", dest="report_section", choices=REPORT_SECTIONS, default=argparse.SUPPRESS,
+                       help="full: the manifest's report as written (default); findings: its 'Findings:' section")
     train.add_argument("--batch-size", dest="batch_size", type=int, default=argparse.SUPPRESS,
                        help="samples per process (default 32)")
     train.add_argument("--epochs", dest="epochs", type=int, default=argparse.SUPPRESS)
@@ -93,7 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--val-fraction", dest="val_fraction", type=float, default=argparse.SUPPRESS)
     train.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS)
     train.add_argument("--unlock-image-encoder", dest="unlock_image_encoder", action="store_true",
-                       default=argparse.SUPPRESS, help="train the image encoder too (ablation; needs --encoder-checkpoint)")
+                       default=argparse.SUPPRESS,
+                       help="train the image encoder too (ablation; needs --encoder-checkpoint or "
+                            "--random-image-encoder)")
+    train.add_argument("--region-alignment", dest="region_alignment", action="store_true", default=argparse.SUPPRESS,
+                       help="add fine-grained alignment: the last encoder stage averaged inside each manifest region "
+                            "vs its caption (Table VIII row 4; needs --unlock-image-encoder)")
+    train.add_argument("--random-image-encoder", action="store_true",
+                       help="start from the randomly initialised STUNet of --plans instead of a checkpoint (Table VIII "
+                            "rows 2 to 4; needs --unlock-image-encoder)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     train.add_argument("--stop-after-steps", type=int, help="stop (with a checkpoint) after this many steps in total")
     train.add_argument("--device", default="cpu", help="cpu or cuda (each torchrun process takes cuda:LOCAL_RANK)")
@@ -110,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[list[str]] = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if getattr(args, "preset", None):
+        _apply_preset(args)
     with exit_on_user_error("nnUNetv2_openvocab_pretrain"):
         _run_stage(args)
 
@@ -129,7 +168,7 @@ def _run_stage(args: argparse.Namespace) -> None:
 
         run = train(args.manifest, args.out, _config(TrainConfig, args.config, args), args.cache,
                     args.encoder_checkpoint, args.plans, args.configuration, preprocessing, args.device,
-                    args.resume, args.stop_after_steps, args.num_workers)
+                    args.resume, args.stop_after_steps, args.num_workers, args.random_image_encoder)
         if os.environ.get("RANK", "0") == "0":  # once under torchrun
             print(f"run in {run}")
     else:

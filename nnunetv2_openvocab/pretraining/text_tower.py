@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from nnunetv2_openvocab.pretraining.config import TrainConfig
-from nnunetv2_openvocab.text.encoder import load_sentence_transformer
+from nnunetv2_openvocab.text.encoder import load_sentence_transformer, resolve_sentence_encoder
 from nnunetv2_openvocab.text.projection import TextProjection
 
 
@@ -86,7 +86,7 @@ class ContrastiveTextTower(nn.Module):
 
 def build_text_tower(config: TrainConfig, image_embedding_dim: int, device: str | torch.device) -> ContrastiveTextTower:
     """Load the sentence encoder named by config.text_encoder (offline) and add a fresh projection."""
-    sentence_model = load_sentence_transformer(config.text_encoder, device)
+    sentence_model = load_sentence_transformer(resolve_sentence_encoder(config.text_encoder)[0], device)
     if config.max_text_tokens is not None:
         sentence_model.max_seq_length = config.max_text_tokens
     if config.text_dropout is not None:

@@ -29,7 +29,8 @@ from nnunetv2_openvocab.pretraining.feature_cache import ENCODER_WEIGHTS, save_t
 from nnunetv2_openvocab.pretraining.image_encoder import lock
 from nnunetv2_openvocab.pretraining.image_side import ImageSide, cached_image_side, on_the_fly_image_side
 from nnunetv2_openvocab.pretraining.loss import build_loss
-from nnunetv2_openvocab.pretraining.manifest import ManifestEntry, read_manifest, split_train_validation
+from nnunetv2_openvocab.pretraining.manifest import (
+    ManifestEntry, read_manifest, split_train_validation, with_report_section)
 from nnunetv2_openvocab.pretraining.model import ContrastiveModel, forward_backward
 from nnunetv2_openvocab.pretraining.optimization import build_optimizer, warmup_cosine_schedule
 from nnunetv2_openvocab.pretraining.retrieval import retrieval_recall
@@ -62,10 +63,17 @@ def _settle_config(out: Path, config: Optional[TrainConfig], resume: bool) -> Tr
 
 
 def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configuration, preprocessing,
-                train: list[ManifestEntry], validation: list[ManifestEntry]) -> ImageSide:
-    if (cache is None) == (encoder_checkpoint is None):
-        raise ValueError("Give exactly one image source: --cache (features from cache-features) or "
-                         "--encoder-checkpoint (encode volumes on the fly).")
+                train: list[ManifestEntry], validation: list[ManifestEntry], random_image_encoder: bool) -> ImageSide:
+    if sum((cache is not None, encoder_checkpoint is not None, random_image_encoder)) != 1:
+        raise ValueError("Give exactly one image source: --cache (features from cache-features), "
+                         "--encoder-checkpoint (encode volumes on the fly) or --random-image-encoder with --plans.")
+    if config.region_alignment:
+        if not config.unlock_image_encoder:
+            raise ValueError("--region-alignment pools the encoder's feature maps inside the regions, so the encoder "
+                             "must run in training: add --unlock-image-encoder (and drop --cache).")
+        if not any(entry.regions for entry in train):
+            raise ValueError('--region-alignment: no training entry of the manifest has "regions" '
+                             '([{"mask": path, "label": int, "caption": text}]); add them or drop the flag.')
     if cache is not None:
         if config.unlock_image_encoder:
             raise ValueError("--unlock-image-encoder trains the encoder, so cached features cannot be used; pass "
@@ -74,8 +82,15 @@ def _image_side(config: TrainConfig, cache, encoder_checkpoint, plans, configura
             raise ValueError("The preprocessing is fixed by the cache (its cache.json); drop the preprocessing "
                              "options or pass --encoder-checkpoint to encode on the fly.")
         return cached_image_side(cache, train, validation)
+    if random_image_encoder:
+        if plans is None or not Path(plans).is_file():
+            raise ValueError(f"--random-image-encoder builds the STUNet of a plans file; --plans {plans} is no file. "
+                             f"Pass the plans.json of nnUNetv2_openvocab_plan_and_preprocess (nnUNet_preprocessed).")
+        if not config.unlock_image_encoder:
+            raise ValueError("--random-image-encoder starts from random weights, so it must be trained: add "
+                             "--unlock-image-encoder (Table VIII rows 2 to 4).")
     return on_the_fly_image_side(encoder_checkpoint, plans, configuration, preprocessing or PreprocessingConfig(),
-                                 train, validation)
+                                 train, validation, config.seed, config.region_alignment)
 
 
 class ContrastiveTraining:
@@ -99,7 +114,7 @@ class ContrastiveTraining:
         self.total_steps = config.epochs * self.sampler.batches_per_epoch
         self.scheduler = warmup_cosine_schedule(self.optimizer, config.warmup_steps, self.total_steps)
         self.dataset = ContrastiveDataset(train_entries, image_side.train_source, image_side.num_views,
-                                          config.captions_per_sample, config.seed)
+                                          config.captions_per_sample, config.seed, config.region_alignment)
         self.run_log = RunLog(out) if context.is_main else None
         self.step = 0
         torch.manual_seed(config.seed + context.rank)  # dropout differs between processes
@@ -207,19 +222,21 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
           cache: Optional[str | Path] = None, encoder_checkpoint: Optional[str | Path] = None,
           plans: Optional[str | Path] = None, configuration: str = "3d_fullres",
           preprocessing: Optional[PreprocessingConfig] = None, device: str = "cpu", resume: bool = False,
-          stop_after_steps: Optional[int] = None, num_workers: int = 2) -> Path:
+          stop_after_steps: Optional[int] = None, num_workers: int = 2, random_image_encoder: bool = False) -> Path:
     """Train (or with resume=True continue) the run in `out`; returns `out`.
 
     Image embeddings come from `cache`, or from `encoder_checkpoint` (nnU-Net model) encoding the volumes
-    on the fly with `preprocessing`. `stop_after_steps` ends the call after that many steps in total,
-    with a checkpoint to resume from. Under torchrun every process calls this with the same arguments.
+    on the fly with `preprocessing`, or with `random_image_encoder` from the STUNet of `plans`, randomly
+    initialised (seeded by config.seed) and trained (config.unlock_image_encoder). `stop_after_steps` ends
+    the call after that many steps in total, with a checkpoint to resume from. Under torchrun every process calls this with the same arguments.
     """
     context = init_distributed(device)
     out = Path(out)
     config = _settle_config(out, config, resume)
-    train_entries, validation = split_train_validation(read_manifest(manifest), config.val_fraction)
+    entries = with_report_section(read_manifest(manifest), config.report_section)
+    train_entries, validation = split_train_validation(entries, config.val_fraction)
     image_side = _image_side(config, cache, encoder_checkpoint, plans, configuration, preprocessing,
-                             train_entries, validation)
+                             train_entries, validation, random_image_encoder)
     training = ContrastiveTraining(config, out, context, train_entries, validation, image_side)
     if resume:
         training.restore()

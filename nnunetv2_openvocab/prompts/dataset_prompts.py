@@ -15,9 +15,9 @@ kidney), a list of ints: the structure is the union of those voxel values.
 """
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+import copy
+from dataclasses import dataclass, replace
+from typing import Dict, List, Mapping, Tuple
 
 TEXT_PROMPTS_KEY = "text_prompts"
 ANNOTATED_LABELS_KEY = "annotated_labels"
@@ -43,16 +43,19 @@ class DatasetPrompts:
     def __init__(self, dataset_json: Mapping):
         self.labels: List[PromptedLabel] = []
         prompts = dataset_json[TEXT_PROMPTS_KEY]
-        for name, value in dataset_json["labels"].items():
-            if name == BACKGROUND:
-                continue
-            values = tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),)
+        for name, values in label_values_by_name(dataset_json["labels"]).items():
             self.labels.append(PromptedLabel(name, values, tuple(prompts[name])))
         self._index = {label.name: i for i, label in enumerate(self.labels)}
         self._annotated: Dict[str, Tuple[int, ...]] = {
             case: tuple(sorted(self._index[name] for name in names))
             for case, names in dataset_json.get(ANNOTATED_LABELS_KEY, {}).items()
         }
+
+    def canonical_only(self) -> "DatasetPrompts":
+        """The same labels and annotations, each label prompted by its canonical prompt alone."""
+        narrowed = copy.copy(self)
+        narrowed.labels = [replace(label, prompts=label.prompts[:1]) for label in self.labels]
+        return narrowed
 
     @property
     def label_names(self) -> List[str]:
@@ -61,6 +64,10 @@ class DatasetPrompts:
     @property
     def canonical_prompts(self) -> List[str]:
         return [label.canonical_prompt for label in self.labels]
+
+    @property
+    def prompts_by_label(self) -> Dict[str, Tuple[str, ...]]:
+        return {label.name: label.prompts for label in self.labels}
 
     @property
     def all_prompts(self) -> List[str]:
@@ -78,19 +85,6 @@ class DatasetPrompts:
         return bool(self._annotated)
 
 
-def slugify_prompt(prompt: str, max_length: int = 64) -> str:
-    """File-name-safe form of a prompt: 'Left kidney (cortex)' -> 'left_kidney_cortex'."""
-    slug = re.sub(r"[^a-z0-9]+", "_", prompt.strip().lower()).strip("_")
-    if not slug:
-        raise ValueError(f"Prompt {prompt!r} has no letters or digits; give a prompt such as 'liver'.")
-    return slug[:max_length].rstrip("_")
-
-
-def prompt_file_name(case_identifier: str, prompt: str, file_ending: str = ".nii.gz") -> str:
-    """Output mask name for one prompt of one case: ``<case>_<prompt-slug><file_ending>``."""
-    return f"{case_identifier}_{slugify_prompt(prompt)}{file_ending}"
-
-
 def label_values_by_name(labels: Mapping[str, object]) -> Dict[str, Tuple[int, ...]]:
     """nnU-Net ``labels`` dict -> {name: voxel values}; region labels (lists) become their union."""
     out = {}
@@ -99,20 +93,3 @@ def label_values_by_name(labels: Mapping[str, object]) -> Dict[str, Tuple[int, .
             continue
         out[name] = tuple(int(v) for v in value) if isinstance(value, (list, tuple)) else (int(value),)
     return out
-
-
-def unique_prompts(prompts: Sequence[str]) -> List[str]:
-    """Keep the first occurrence of each prompt (order matters: it fixes channel order)."""
-    seen: Dict[str, None] = {}
-    for p in prompts:
-        seen.setdefault(p, None)
-    return list(seen)
-
-
-def find_label_for_prompt(dataset_prompts: DatasetPrompts, prompt: str) -> Optional[PromptedLabel]:
-    """The training label that lists this exact prompt (case-insensitive), if any."""
-    wanted = prompt.strip().lower()
-    for label in dataset_prompts.labels:
-        if any(p.strip().lower() == wanted for p in label.prompts):
-            return label
-    return None

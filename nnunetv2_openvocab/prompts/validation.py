@@ -2,7 +2,8 @@
 
 Each problem names the file, the field and the fix. Checks: nnU-Net's structure (dataset.json keys, label
 values, imagesTr/labelsTr pairing), ``text_prompts`` (every label prompted, non-empty strings, no prompt
-shared by two labels, no unknown labels) and ``annotated_labels`` (known cases and labels).
+shared by two labels, no two labels whose prompts share an output file name, no unknown labels) and
+``annotated_labels`` (known cases and labels).
 The validator never raises on malformed content: any JSON text yields problems, not a traceback. Duplicate
 keys (which json.loads would silently resolve to the last value) and nesting too deep to parse are problems
 too.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, BACKGROUND, TEXT_PROMPTS_KEY
+from nnunetv2_openvocab.prompts.prompt_text import PromptTextError, prompt_identity, prompt_slug
 from nnunetv2_openvocab.user_errors import UserError
 
 REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
@@ -137,6 +139,7 @@ def _check_prompts(dataset: dict, foreground: Dict[str, List[int]], report: _Col
                    "Add \"text_prompts\": {\"liver\": [\"liver\", \"hepatic parenchyma\"], ...}.")
         return
     owner: Dict[str, str] = {}
+    file_owner: Dict[str, tuple] = {}  # slug -> (label, prompt)
     for name in foreground:
         if name not in prompts:
             report.add(f"{TEXT_PROMPTS_KEY}.{name}", "label has no prompts.", f"Add \"{name}\": [\"<canonical prompt>\", ...].")
@@ -153,11 +156,26 @@ def _check_prompts(dataset: dict, foreground: Dict[str, List[int]], report: _Col
             if not isinstance(prompt, str) or not prompt.strip():
                 report.add(f"{field}[{i}]", f"prompt {_show(prompt)} is empty or not a string.", "Use non-empty text such as \"liver\".")
                 continue
-            key = " ".join(prompt.lower().split())
+            key = prompt_identity(prompt)
             if key in owner and owner[key] != name:
                 report.add(f"{field}[{i}]", f"prompt {_show(prompt)} is also used by label {_show(owner[key])}.",
                            "Each prompt must identify one label: drop it from one of them.")
+                continue
             owner.setdefault(key, name)
+            _check_file_name(f"{field}[{i}]", name, prompt, file_owner, report)
+
+
+def _check_file_name(field: str, label: str, prompt: str, file_owner: Dict[str, tuple], report: _Collector) -> None:
+    """Predicted masks are saved per prompt slug: prompts of two labels must not share one file name."""
+    try:
+        slug = prompt_slug(prompt)
+    except PromptTextError as error:
+        report.add(field, str(error), "Use a prompt with letters or digits.")
+        return
+    other_label, other_prompt = file_owner.setdefault(slug, (label, prompt))
+    if other_label != label:
+        report.add(field, f"prompt {prompt!r} and prompt {other_prompt!r} of label {other_label!r} would both be "
+                          f"saved as <case>_{slug}.nii.gz.", "Reword one of them so that their letters and digits differ.")
 
 
 def _check_annotated(dataset: dict, foreground: Dict[str, List[int]], cases: List[str], report: _Collector) -> None:

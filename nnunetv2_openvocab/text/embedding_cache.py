@@ -2,9 +2,9 @@
 
 Layout: ``<root>/<encoder fingerprint[:24]>/<sha256(prompt)[:32]>.npy``, each a float32 array of shape
 (embedding_dim,). The folder is keyed by the encoder's weight fingerprint, so a different (or fine-tuned)
-model never reads another model's entries; the file name is keyed by the exact prompt string (no
-normalisation: "Liver" and "liver" are different entries). Entries are written through atomic_files
-(temporary name, read back, renamed; mode 0644 so that a shared cache serves every user), so concurrent
+model never reads another model's entries; the file name is keyed by the prompt as ``clean_prompt`` gives
+it (surrounding whitespace dropped, case kept: "Liver" and "liver" are different entries). Entries are
+written through atomic_files (temporary name, read back, renamed; mode 0644 so that a shared cache serves every user), so concurrent
 writers, crashes and full disks never leave a partial entry. An entry that does not load as a finite 1-D
 float32 vector (damaged by other means) is named in a warning and recomputed. The encoder itself is loaded
 only when a prompt is missing, and must then have the expected fingerprint.
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from nnunetv2_openvocab.atomic_files import save_npy_atomic
+from nnunetv2_openvocab.prompts.prompt_text import clean_prompt
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
 from nnunetv2_openvocab.user_errors import UserError
 
@@ -68,7 +69,7 @@ class PromptEmbeddingCache:
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """(N,) prompts -> (N, embedding_dim) float32; encodes only the prompts not cached yet."""
-        prompts = list(prompts)
+        prompts = [clean_prompt(prompt) for prompt in prompts]
         vectors: list = [None] * len(prompts)
         missing = []
         for i, prompt in enumerate(prompts):

@@ -13,7 +13,6 @@ Nothing is ever downloaded: the encoder must already be on disk.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from nnunetv2_openvocab.aligned_checkpoint import (AlignedCheckpoint, is_aligned_checkpoint,
+                                                   read_aligned_checkpoint)
 from nnunetv2_openvocab.text.projection import TextProjection, load_projection
 from nnunetv2_openvocab.user_errors import UserError
 
@@ -29,7 +30,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_TEXT_ENCODER = "FremyCompany/BioLORD-2023"
 OFFLINE_MINILM = "minilm"
 TEXT_MODELS_ENV = "nnUNet_openvocab_text_models"
-ALIGNED_MANIFEST = "aligned.json"
 
 
 class TextEncoderNotFoundError(UserError, FileNotFoundError):
@@ -89,13 +89,19 @@ def resolve_text_encoder(spec: str) -> Path:
     )
 
 
-def load_sentence_transformer(spec: str, device: str | torch.device = "cpu"):
-    """Load a sentence-transformers model from disk, without network access."""
+def resolve_sentence_encoder(spec: str) -> tuple[Path, Optional[AlignedCheckpoint]]:
+    """Resolve ``spec`` once: the sentence-transformers folder, and the aligned checkpoint holding it (if any)."""
+    folder = resolve_text_encoder(spec)
+    if is_aligned_checkpoint(folder):
+        aligned = read_aligned_checkpoint(folder)
+        return aligned.text_encoder_folder, aligned
+    return folder, None
+
+
+def load_sentence_transformer(folder: Path, device: str | torch.device = "cpu"):
+    """Load a sentence-transformers model from a resolved folder, without network access."""
     from sentence_transformers import SentenceTransformer
 
-    folder = resolve_text_encoder(spec)
-    if (folder / ALIGNED_MANIFEST).is_file():
-        folder = folder / json.loads((folder / ALIGNED_MANIFEST).read_text(encoding="utf-8"))["text_encoder"]
     return SentenceTransformer(str(folder), device=str(device), local_files_only=True)
 
 
@@ -116,11 +122,9 @@ class FrozenTextEncoder:
     def __init__(self, spec: str, device: str | torch.device = "cpu"):
         self.spec = spec
         self.device = torch.device(device)
-        self.sentence_model = load_sentence_transformer(spec, self.device)
-        self.projection: Optional[TextProjection] = None
-        folder = resolve_text_encoder(spec)
-        if (folder / ALIGNED_MANIFEST).is_file():
-            self.projection = load_projection(folder).to(self.device)
+        folder, aligned = resolve_sentence_encoder(spec)
+        self.sentence_model = load_sentence_transformer(folder, self.device)
+        self.projection: Optional[TextProjection] = load_projection(aligned).to(self.device) if aligned else None
         for module in self._modules():
             module.eval()
             module.requires_grad_(False)

@@ -1,23 +1,13 @@
 """MLP that projects sentence embeddings into the image-embedding space (trained by contrastive pretraining).
 
-Aligned checkpoint layout (written by ``nnUNetv2_openvocab_pretrain export``), a folder with:
-  aligned.json                  {"format": "nnunetv2_openvocab.aligned/1", "text_encoder": "text_encoder",
-                                 "projection": {"in_dim", "hidden_dim", "out_dim", "weights": "text_projection.safetensors"},
-                                 "image_encoder": {"weights": "image_encoder.safetensors", "fingerprint": sha256,
-                                                   "arch_kwargs": {...STUNet kwargs...}}}
-  text_encoder/                 SentenceTransformer.save() folder
-  text_projection.safetensors   TextProjection state dict
-  image_encoder.safetensors     STUNet encoder (conv_blocks_context.*) state dict
+It ships inside the aligned checkpoint (format: nnunetv2_openvocab/aligned_checkpoint.py).
 """
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import torch
 from torch import nn
 
-ALIGNED_FORMAT = "nnunetv2_openvocab.aligned/1"
+from nnunetv2_openvocab.aligned_checkpoint import AlignedCheckpoint
 
 
 class TextProjection(nn.Module):
@@ -35,19 +25,9 @@ class TextProjection(nn.Module):
         return {"in_dim": self.in_dim, "hidden_dim": self.hidden_dim, "out_dim": self.out_dim}
 
 
-def read_aligned_manifest(folder: str | Path) -> dict:
-    path = Path(folder) / "aligned.json"
-    manifest = json.loads(path.read_text(encoding="utf-8"))
-    if manifest.get("format") != ALIGNED_FORMAT:
-        raise ValueError(f"{path}: field 'format' is {manifest.get('format')!r}, expected {ALIGNED_FORMAT!r}. "
-                         f"Re-export the checkpoint with nnUNetv2_openvocab_pretrain export.")
-    return manifest
-
-
-def load_projection(folder: str | Path) -> TextProjection:
+def load_projection(checkpoint: AlignedCheckpoint) -> TextProjection:
     from nnunetv2_openvocab.safe_loading import read_safetensors
 
-    config = read_aligned_manifest(folder)["projection"]
-    projection = TextProjection(config["in_dim"], config["hidden_dim"], config["out_dim"])
-    projection.load_state_dict(read_safetensors(Path(folder) / config["weights"]))
+    projection = TextProjection(**checkpoint.projection_dims)
+    projection.load_state_dict(read_safetensors(checkpoint.projection_weights))
     return projection

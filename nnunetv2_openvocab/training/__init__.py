@@ -1,19 +1,16 @@
 """Trainers of nnunetv2-openvocab. nnU-Net finds them through ``nnUNet_extTrainer`` (see trainer_discovery)."""
+from nnunetv2_openvocab.training.cpu_variants import nnUNetTrainerOpenVocab_CPUShort
 from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import nnUNetTrainerOpenVocab
-from nnunetv2_openvocab.training.variants import (nnUNetTrainer_CPUSmoke, nnUNetTrainerOpenVocab_CPUShort,
-                                                  nnUNetTrainerOpenVocab_CPUSmoke,
+from nnunetv2_openvocab.training.variants import (nnUNetTrainerOpenVocabCanonicalPrompts,
                                                   nnUNetTrainerOpenVocabCrossAttention,
-                                                  nnUNetTrainerOpenVocabCrossAttention_CPUSmoke,
                                                   nnUNetTrainerOpenVocabFrozenEncoder,
-                                                  nnUNetTrainerOpenVocabFrozenEncoder_CPUSmoke)
+                                                  nnUNetTrainerOpenVocabFrozenEncoderCrossAttention)
 
 __all__ = [
     "nnUNetTrainerOpenVocab",
     "nnUNetTrainerOpenVocabFrozenEncoder",
     "nnUNetTrainerOpenVocabCrossAttention",
-    "nnUNetTrainer_CPUSmoke",
-    "nnUNetTrainerOpenVocab_CPUSmoke",
+    "nnUNetTrainerOpenVocabFrozenEncoderCrossAttention",
+    "nnUNetTrainerOpenVocabCanonicalPrompts",
     "nnUNetTrainerOpenVocab_CPUShort",
-    "nnUNetTrainerOpenVocabFrozenEncoder_CPUSmoke",
-    "nnUNetTrainerOpenVocabCrossAttention_CPUSmoke",
 ]

@@ -12,69 +12,72 @@ nnU-Net's validation (``--val``, ``--c``, all folds) and ``nnUNetv2_predict`` wo
 """
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
-from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
+from nnunetv2_openvocab.model_spec import OpenVocabSpec
+from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet, build_openvocab_stunet
 from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
 from nnunetv2_openvocab.safe_loading import torch_load_weights_only
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.training.loss import DeepSupervisionPromptLoss, PromptSegmentationLoss
+from nnunetv2_openvocab.training.pretrained_backbone import load_pretrained_backbone
 from nnunetv2_openvocab.training.prompt_sampling import LabelTargets, PromptSampler
 
 
-def openvocab_section(plans_manager) -> dict:
-    section = plans_manager.plans.get("openvocab")
-    if section is None:
-        raise RuntimeError(f"Plans {plans_manager.plans_name!r} have no 'openvocab' section. Plan the dataset with "
-                           f"nnUNetv2_openvocab_plan_and_preprocess -d ID --stunet B --text-encoder MODEL and train "
-                           f"with -p nnUNetPlans_STUNetB.")
-    return section
+class TrainingRefused(SystemExit):
+    """Ends nnUNetv2_train with one line naming the problem and the fix, instead of training a wrong model."""
 
 
 class nnUNetTrainerOpenVocab(nnUNetTrainer):
-    connector = "mlp"
+    connector: Optional[str] = None  # None: the plans' connector; a variant names one
     connector_kwargs: dict = {}
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        self.openvocab = openvocab_section(self.plans_manager)
-        self.dataset_prompts = DatasetPrompts(dataset_json)
+        self.dataset_prompts = self.training_prompts(DatasetPrompts(dataset_json))
+        spec = self.model_spec(self.plans_manager)
+        spec.check_labels(dataset_json, "dataset.json", f"plans {self.plans_manager.plans_name!r}")
+        self.spec = spec.with_prompts(self.dataset_prompts.prompts_by_label)
         self.prompt_sampler = PromptSampler(self.dataset_prompts)
         self.label_targets = LabelTargets(self.dataset_prompts)
         self.prompt_embeddings: torch.Tensor | None = None  # (num prompts, E), filled in initialize
 
+    def training_prompts(self, dataset_prompts: DatasetPrompts) -> DatasetPrompts:
+        """The prompts training samples from: every synonym of every label (a variant may narrow them)."""
+        return dataset_prompts
+
+    @classmethod
+    def model_spec(cls, plans_manager) -> OpenVocabSpec:
+        spec = OpenVocabSpec.from_plans(plans_manager.plans, plans_manager.plans_name)
+        return spec if cls.connector is None else spec.with_connector(cls.connector, cls.connector_kwargs)
+
     @classmethod
     def build_network_architecture(cls, plans_manager, configuration_manager, num_input_channels: int,
                                    num_output_channels: int, enable_deep_supervision: bool = True) -> OpenVocabSTUNet:
-        section = openvocab_section(plans_manager)
-        if not configuration_manager.network_arch_class_name.endswith("STUNet"):
-            raise RuntimeError(f"nnUNetTrainerOpenVocab needs STUNet plans, got "
-                               f"{configuration_manager.network_arch_class_name}. Use nnUNetv2_openvocab_plan_and_preprocess.")
-        network = OpenVocabSTUNet(num_input_channels, num_output_channels, section["embedding_dim"],
-                                  len(section["label_names"]), cls.connector, cls.connector_kwargs,
-                                  deep_supervision=enable_deep_supervision,
-                                  **configuration_manager.network_arch_init_kwargs)
-        network.apply(network.initialize)
-        return network
+        return build_openvocab_stunet(cls.model_spec(plans_manager), configuration_manager.network_arch_init_kwargs,
+                                      num_input_channels, num_output_channels, enable_deep_supervision)
 
     def initialize(self):
         super().initialize()
-        cache = PromptEmbeddingCache(self.openvocab["text_encoder"], self.openvocab["text_encoder_fingerprint"])
+        cache = PromptEmbeddingCache(self.spec.text_encoder, self.spec.text_encoder_fingerprint)
         self.prompt_embeddings = cache.embed(self.prompt_sampler.all_prompts)
         head = self._bare_network().head
         head.default_embeddings.copy_(self.prompt_embeddings[self.prompt_sampler.canonical_indices()])
-        head.metadata = {
-            "text_encoder": self.openvocab["text_encoder"],
-            "text_encoder_fingerprint": self.openvocab["text_encoder_fingerprint"],
-            "embedding_dim": int(self.openvocab["embedding_dim"]),
-            "label_names": self.dataset_prompts.label_names,
-            "text_prompts": {label.name: list(label.prompts) for label in self.dataset_prompts.labels},
-            "connector": self._bare_network().connector_config,
-        }
+        head.metadata = self.spec.to_checkpoint()
+        if self.spec.pretrained_checkpoint:
+            # the plans name pretrained weights: train from them, or not at all
+            try:
+                report = load_pretrained_backbone(self._bare_network(), self.spec.pretrained_checkpoint)
+            except (OSError, ValueError, RuntimeError) as error:
+                raise TrainingRefused(f"Plans {self.plans_manager.plans_name!r}, openvocab.pretrained_checkpoint "
+                                      f"{self.spec.pretrained_checkpoint}: {error}") from None
+            self.print_to_log_file(report.summary())
 
     def load_checkpoint(self, filename_or_checkpoint) -> None:
         """nnU-Net's hook for ``--c``, ``--val`` and ``--val_best``: the file is read with weights_only=True."""

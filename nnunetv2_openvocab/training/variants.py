@@ -1,30 +1,48 @@
-"""Trainer variants, each overriding one thing (nnU-Net's convention): encoder locking, connector, schedule."""
+"""Trainer variants, each overriding one hook (nnU-Net's convention), grouped by what they change.
+
+| variant                                          | hook                         | change                               |
+| nnUNetTrainerOpenVocabFrozenEncoder              | initialize                   | pretrained image encoder locked      |
+| nnUNetTrainerOpenVocabCrossAttention             | connector                    | cross-attention connector            |
+| nnUNetTrainerOpenVocabFrozenEncoderCrossAttention| (both of the above)          | Table VIII row 5                     |
+| nnUNetTrainerOpenVocabCanonicalPrompts           | training_prompts             | canonical prompt only (the paper's)  |
+"""
 from __future__ import annotations
 
 import torch
-from nnunetv2.training.lr_scheduler.polylr import PolyLRScheduler
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import nnUNetTrainerOpenVocab
-from nnunetv2_openvocab.training.pretrained_backbone import load_pretrained_backbone
+from nnunetv2_openvocab.prompts.dataset_prompts import DatasetPrompts
+from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import TrainingRefused, nnUNetTrainerOpenVocab
 
 
 class nnUNetTrainerOpenVocabFrozenEncoder(nnUNetTrainerOpenVocab):
     """The paper's best setting: the pretrained image encoder is locked; decoder and text head are trained.
 
-    Weights come from the plans' ``openvocab.pretrained_checkpoint`` (planner ``--pretrained``) or from
-    ``nnUNetv2_train ... -pretrained_weights CKPT``, which nnU-Net applies after this initialisation.
+    Weights come from the plans' ``openvocab.pretrained_checkpoint`` (planner ``--pretrained``; the base
+    trainer loads it) or from ``nnUNetv2_train ... -pretrained_weights CKPT``, which nnU-Net applies after
+    initialize. Training refuses to start when the encoder still holds its random initialisation.
     """
 
     def initialize(self):
         super().initialize()
-        checkpoint = self.openvocab.get("pretrained_checkpoint")
-        if checkpoint:
-            self.print_to_log_file(load_pretrained_backbone(self._bare_network(), checkpoint).summary())
-        else:
-            self.print_to_log_file("No openvocab.pretrained_checkpoint in the plans: pass -pretrained_weights, "
-                                   "otherwise the locked encoder keeps its random initialisation.")
         self._bare_network().freeze_encoder()
+        # without plans weights, -pretrained_weights may still arrive after initialize: compare at train start
+        self._random_encoder_sample = None if self.spec.pretrained_checkpoint else self._encoder_sample().clone()
+
+    def _encoder_sample(self) -> torch.Tensor:
+        return next(self._bare_network().conv_blocks_context.parameters()).detach()
+
+    def on_train_start(self):
+        if not self.was_initialized:
+            self.initialize()
+        sample = self._random_encoder_sample
+        if sample is not None and torch.equal(self._encoder_sample(), sample):
+            raise TrainingRefused(
+                f"{type(self).__name__} locks the image encoder, but no pretrained weights were given: plans "
+                f"{self.plans_manager.plans_name!r} have no openvocab.pretrained_checkpoint and no "
+                f"-pretrained_weights was passed. Fix: re-plan with nnUNetv2_openvocab_plan_and_preprocess "
+                f"--pretrained PATH, pass nnUNetv2_train ... -pretrained_weights CHECKPOINT, or train "
+                f"nnUNetTrainerOpenVocab (encoder trained).")
+        super().on_train_start()
 
 
 class nnUNetTrainerOpenVocabCrossAttention(nnUNetTrainerOpenVocab):
@@ -33,54 +51,17 @@ class nnUNetTrainerOpenVocabCrossAttention(nnUNetTrainerOpenVocab):
     connector = "cross_attention"
 
 
-class _Schedule:
-    """Fixed (epochs, iterations per epoch, validation iterations) for CPU runs."""
-
-    schedule: tuple
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.schedule
-
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, _ = super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        # no mirroring in training, hence none at inference either (nnU-Net set it in the call above); also 8x
-        # faster CPU validation and prediction
-        self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, None
+class nnUNetTrainerOpenVocabFrozenEncoderCrossAttention(nnUNetTrainerOpenVocabFrozenEncoder,
+                                                        nnUNetTrainerOpenVocabCrossAttention):
+    """Table VIII row 5: pretrained locked encoder (MGCL) with the cross-attention connector."""
 
 
-class nnUNetTrainer_CPUSmoke(_Schedule, nnUNetTrainer):
-    """Stock trainer, 1 epoch of 2 iterations: proves a plans/network combination trains at all."""
+class nnUNetTrainerOpenVocabCanonicalPrompts(nnUNetTrainerOpenVocab):
+    """The paper's fine-tuning: each label is prompted by its canonical prompt only, no synonym sampling.
 
-    schedule = (1, 2, 1)
+    Synonym sampling (the base trainer) is this project's addition; it also makes Table VII's synonym column
+    easier, so this variant is the one that reproduces the paper.
+    """
 
-
-class nnUNetTrainerOpenVocab_CPUSmoke(_Schedule, nnUNetTrainerOpenVocab):
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerOpenVocab_CPUShort(_Schedule, nnUNetTrainerOpenVocab):
-    """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, and AdamW
-    converges in far fewer steps than nnU-Net's SGD."""
-
-    schedule = (15, 50, 2)
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device("cuda")):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.oversample_foreground_percent = 1.0
-
-    def configure_optimizers(self):
-        self.initial_lr = 3e-3
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
-
-
-class nnUNetTrainerOpenVocabFrozenEncoder_CPUSmoke(_Schedule, nnUNetTrainerOpenVocabFrozenEncoder):
-    schedule = (1, 2, 1)
-
-
-class nnUNetTrainerOpenVocabCrossAttention_CPUSmoke(_Schedule, nnUNetTrainerOpenVocabCrossAttention):
-    schedule = (1, 2, 1)
+    def training_prompts(self, dataset_prompts: DatasetPrompts) -> DatasetPrompts:
+        return dataset_prompts.canonical_only()

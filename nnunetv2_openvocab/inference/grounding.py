@@ -1,0 +1,178 @@
+"""Grounding: answer a prompt whose meaning the taxonomy knows with the training labels it stands for.
+
+Resolution, first hit wins (texts compared normalised: lower case, words only):
+  1. a training prompt of the model (canonical or synonym) -> that label;
+  2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure;
+     a conjunction whose parts all match so ('trachea and esophagus'; side words share the last part's noun:
+     'left and right kidney' = 'left kidney' + 'right kidney') -> the union of the parts' labels;
+  3. the taxonomy prompt nearest to the prompt in the text encoder's space, when its cosine is at least
+     ``match_threshold`` (MATCH_THRESHOLD, calibrated with MiniLM on the shipped unseen sets by
+     benchmarks/calibrate_grounding.py, precision in benchmarks/RESULTS.md; recalibrate for other encoders).
+     A prompt that names one side only considers structures of that side; one that names none or both sides
+     only unsided structures ('left and right kidney' -> kidney, never right kidney).
+Routes:
+  * ``label``: the structure is a training label -> that label's query (its canonical prompt, whose embedding
+    the checkpoint stores);
+  * ``union``: the structure is a union of training labels by part-of (``Taxonomy.resolve_to_labels``: left
+    lung = its lobes, renal organs = both kidneys) -> the union of those labels' masks, read from the same
+    backbone pass as every other prompt;
+  * ``text``: anything else -> the prompt's own text query.
+Modes (``--grounding``): ``auto`` (the above), ``text`` (always the text query, as the paper's model does),
+``taxonomy`` (a prompt that does not resolve to training labels is refused).
+A prompt that names one side is never answered with a label of the other side, and a sided label's mask
+cedes the voxels where its twin of the other side scores higher (``twin_queries``: left and right kidney
+exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the two ceded masks).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+
+from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
+from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
+
+GROUNDING_MODES = ("auto", "text", "taxonomy")
+MATCH_THRESHOLD = 0.90
+LABEL, UNION, TEXT = "label", "union", "text"
+
+
+class GroundingError(ValueError):
+    """``--grounding taxonomy`` and a prompt the taxonomy does not resolve to training labels."""
+
+
+def normalise(text: str) -> str:
+    """'Kidney_Left ' -> 'kidney left': the form in which exact matches are looked up."""
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def taxonomy_entries(taxonomy: Taxonomy) -> List[Tuple[str, str]]:
+    """(text, structure) for every prompt, synonym and held-out synonym of the taxonomy: what grounding embeds."""
+    return [(text, s.name) for s in taxonomy.structures.values() for text in [*s.prompts, *s.eval_synonyms]]
+
+
+@dataclass(frozen=True)
+class Grounding:
+    prompt: str
+    route: str                   # label | union | text
+    labels: Tuple[str, ...]      # training labels whose masks answer the prompt (empty on the text route)
+    queries: Tuple[str, ...]     # texts whose query masks are united: canonical prompts, or the prompt itself
+    structure: Optional[str]     # the taxonomy structure it resolved to, if any
+    reason: str
+
+
+class PromptGrounder:
+    """Grounds prompts for one model: its labels, their training prompts, and its text encoder (``embed``)."""
+
+    def __init__(self, label_names: Sequence[str], text_prompts: Mapping[str, Sequence[str]],
+                 embed: Callable[[List[str]], torch.Tensor], taxonomy: Optional[Taxonomy] = None,
+                 match_threshold: float = MATCH_THRESHOLD):
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.embed, self.match_threshold = embed, match_threshold
+        self.canonical = {label: text_prompts[label][0] for label in label_names}
+        self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
+                             if (twin := side_twin(label, label_names)) is not None}
+        self.training_prompt_labels = {normalise(text): label for label in label_names for text in text_prompts[label]}
+        self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
+        self.exact_structures: Dict[str, str] = {}
+        for structure in self.taxonomy.structures.values():
+            self.exact_structures.setdefault(normalise(structure.name), structure.name)
+        for text, structure in self.entries:
+            self.exact_structures.setdefault(normalise(text), structure)
+        # a label is its taxonomy structure by name, else by its canonical prompt
+        self.label_of_structure: Dict[str, str] = {}
+        for label in label_names:
+            structure = label if label in self.taxonomy else self.exact_structures.get(normalise(self.canonical[label]))
+            if structure is not None:
+                self.label_of_structure.setdefault(structure, label)
+
+    def ground(self, prompts: Sequence[str], mode: str = "auto") -> List[Grounding]:
+        if mode not in GROUNDING_MODES:
+            raise GroundingError(f"--grounding {mode!r}: expected one of {', '.join(GROUNDING_MODES)}.")
+        if mode == "text":
+            return [self._text(p, None, "--grounding text: the prompt's own text query") for p in prompts]
+        groundings = [self._exact(p) or self._conjunction(p) for p in prompts]
+        unresolved = [i for i, g in enumerate(groundings) if g is None]
+        if unresolved:
+            for i, found in zip(unresolved, self._nearest([prompts[i] for i in unresolved])):
+                groundings[i] = found
+        refused = [g.prompt for g in groundings if g.route == TEXT]
+        if mode == "taxonomy" and refused:
+            raise GroundingError(f"--grounding taxonomy: {refused} do not resolve to the model's training labels "
+                                 f"through the taxonomy (see prompt_report.md with --grounding auto). Reword them, "
+                                 f"or use --grounding auto to answer them with their text query.")
+        return groundings
+
+    # ---- resolution ----------------------------------------------------------------------------------------------
+    def _exact(self, prompt: str) -> Optional[Grounding]:
+        key = normalise(prompt)
+        if key in self.training_prompt_labels:
+            label = self.training_prompt_labels[key]
+            return self._labels(prompt, None, [label], f"training prompt of label {label}")
+        if key in self.exact_structures:
+            structure = self.exact_structures[key]
+            return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
+        return None
+
+    def _conjunction(self, prompt: str) -> Optional[Grounding]:
+        parts = normalise(prompt).split(" and ")
+        if len(parts) < 2:
+            return None
+        noun = without_side(parts[-1])
+        parts = [f"{part} {noun}" if part in SIDES else part for part in parts]
+        answers = [self._exact(part) for part in parts]
+        if not all(a is not None and a.route != TEXT for a in answers):
+            return None
+        labels = list(dict.fromkeys(label for a in answers for label in a.labels))
+        return self._labels(prompt, None, labels, "; ".join(f"'{part}': {a.reason}" for part, a in zip(parts, answers)))
+
+    def _nearest(self, prompts: List[str]) -> List[Grounding]:
+        out = []
+        for prompt, row in zip(prompts, self.similarities(prompts)):
+            text, structure, cosine = self.nearest_entry(prompt, row)
+            if cosine < self.match_threshold:
+                out.append(self._text(prompt, None, f"no taxonomy entry within cosine {self.match_threshold:.2f} "
+                                                    f"(nearest '{text}' of {structure}, {cosine:.2f})"))
+            else:
+                out.append(self.ground_structure(prompt, structure, f"nearest taxonomy entry '{text}' of {structure} "
+                                                              f"(cosine {cosine:.2f} >= {self.match_threshold:.2f})"))
+        return out
+
+    def similarities(self, prompts: List[str]) -> torch.Tensor:
+        """(prompts, taxonomy entries) cosine similarities in the text encoder's space."""
+        texts = [text for text, _ in self.entries]
+        vectors = torch.nn.functional.normalize(self.embed([*prompts, *texts]).float(), dim=-1)
+        return vectors[:len(prompts)] @ vectors[len(prompts):].T
+
+    def nearest_entry(self, prompt: str, similarities: torch.Tensor) -> Tuple[str, str, float]:
+        """(taxonomy text, structure, cosine) of the best entry whose side matches the prompt's: one side named ->
+        that side's structures; none or both named -> unsided structures (never one side for 'left and right')."""
+        side = side_of(prompt) or "none"
+        allowed = [j for j, (_, structure) in enumerate(self.entries)
+                   if self.taxonomy.structure(structure).laterality == side]
+        best = max(allowed, key=lambda j: float(similarities[j]))
+        return (*self.entries[best], float(similarities[best]))
+
+    def ground_structure(self, prompt: str, structure: str, why: str) -> Grounding:
+        """The structure's training labels (label or union route), else the text route; ``why`` explains the match."""
+        labels = [self.label_of_structure[s] for s in
+                  self.taxonomy.resolve_to_labels(structure, self.label_of_structure)]
+        if not labels:
+            return self._text(prompt, structure, f"{why}; not a training label nor a union of training labels")
+        return self._labels(prompt, structure, labels, why)
+
+    def _labels(self, prompt: str, structure: Optional[str], labels: List[str], why: str) -> Grounding:
+        side = side_of(prompt)
+        crossing = [label for label in labels
+                    if side and OPPOSITE[side] in (side_of(label), side_of(self.canonical[label]))]
+        if crossing:  # never answer a sided prompt with the other side's labels
+            return self._text(prompt, structure, f"{why}; it would use {crossing} of the other side")
+        route = LABEL if len(labels) == 1 else UNION
+        return Grounding(prompt, route, tuple(labels), tuple(self.canonical[label] for label in labels), structure,
+                         why)
+
+    @staticmethod
+    def _text(prompt: str, structure: Optional[str], why: str) -> Grounding:
+        return Grounding(prompt, TEXT, (), (prompt,), structure, why)

@@ -1,0 +1,74 @@
+"""Whether a prompted structure is in the image: per case and prompt, confidence figures and a status.
+
+For each prompt: ``voxels`` of the final mask (input geometry), and from the network-resolution logits the
+``max_probability`` (highest sigmoid anywhere) and ``mean_probability`` (mean sigmoid over the voxels above
+0.5; null when there are none). A union of labels (grounding) takes the highest maximum and the mean over all
+its components' foreground voxels.
+
+Status: ``absent`` when the mask is empty or ``max_probability < PRESENT_CONFIDENCE`` (0.90): no voxel is
+confidently the structure, so a stray low-confidence mask is reported as not found rather than as a finding;
+``present`` otherwise. Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the
+labels it had learnt peak at >= 0.9996 (liver, aorta, L3), stray text-route masks stay below (brain 0.63 over
+396 voxels, banana 0.71), while labels still being learnt (spleen 0.73, kidneys 0.53-0.74) are also reported
+absent: the status says what the model is confident of, not what is in the image.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Dict, Iterable, Mapping, Optional
+
+import torch
+
+PRESENT_CONFIDENCE = 0.90
+PRESENT, ABSENT = "present", "absent"
+
+
+@dataclass(frozen=True)
+class LogitSummary:
+    """What presence needs from one query's logits: the maximum, and the foreground count and probability sum."""
+
+    max_logit: float
+    foreground: int
+    probability_sum: float
+
+    @classmethod
+    def of(cls, logits: torch.Tensor) -> "LogitSummary":
+        foreground = logits[logits > 0]
+        return cls(float(logits.max()), int(foreground.numel()), float(torch.sigmoid(foreground.float()).sum()))
+
+
+@dataclass(frozen=True)
+class Presence:
+    voxels: int
+    max_probability: float
+    mean_probability: Optional[float]
+    status: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def presence(voxels: int, summaries: Iterable[LogitSummary]) -> Presence:
+    summaries = list(summaries)
+    max_probability = float(torch.sigmoid(torch.tensor(max(s.max_logit for s in summaries))))
+    foreground = sum(s.foreground for s in summaries)
+    mean = sum(s.probability_sum for s in summaries) / foreground if foreground else None
+    status = ABSENT if voxels == 0 or max_probability < PRESENT_CONFIDENCE else PRESENT
+    return Presence(voxels, round(max_probability, 4), None if mean is None else round(mean, 4), status)
+
+
+def presence_summary(per_case: Mapping[str, Mapping[str, Presence]]) -> str:
+    """One line: how many prompt answers were present, and which were absent where."""
+    absent: Dict[str, list] = {}
+    total = 0
+    for case, prompts in per_case.items():
+        for prompt, found in prompts.items():
+            total += 1
+            if found.status == ABSENT:
+                absent.setdefault(prompt, []).append(case)
+    if not total:
+        return "Presence: no case predicted in this run."
+    listed = "; ".join(f"'{prompt}' in {', '.join(cases)}" for prompt, cases in absent.items())
+    return (f"Presence: {total - sum(map(len, absent.values()))} of {total} prompt answers present"
+            + (f"; absent (not found, mask empty or below {PRESENT_CONFIDENCE:.2f} confidence): {listed}"
+               if absent else "."))
