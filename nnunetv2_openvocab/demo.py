@@ -4,11 +4,13 @@ Steps (each one is skipped when its result exists, so an interrupted demo resume
   1. dataset: the bundled TotalSegmentator CT (Apache-2.0, data/ATTRIBUTION.md) as a 3-case nnU-Net dataset
      with text prompts for liver, spleen, both kidneys, aorta and L3 (example_dataset);
   2. plans and preprocessing with the real command (width-8 STU-Net B, 48^3 patches, offline MiniLM encoder);
-  3. training with the real ``nnUNetv2_train`` and ``nnUNetTrainerOpenVocab_CPUShort``, stopped at ``--minutes``
-     (the best checkpoint so far is then used);
+  3. training with the real ``nnUNetv2_train`` and ``nnUNetTrainerOpenVocab_CPUShort``: a fixed 750 iterations, so
+     the result does not depend on how busy the machine is; progress is echoed with an ETA; ``--minutes`` is an
+     optional cap (the best checkpoint so far is then used); an interrupted training continues (``--c``);
   4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
      (``dataset_conversion/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
-  5. evaluation: Dice and NSD per prompt (``evaluate_folder``), as a markdown table.
+  5. evaluation: Dice and NSD per prompt (``evaluate_folder``), printed beside the values recorded for the
+     reference run (data/demo_reference.json, also in benchmarks/RESULTS.md).
 The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
 not how it generalises to other patients.
 """
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,21 +33,25 @@ import torch
 
 from dataset_conversion.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
-from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+from nnunetv2_openvocab.evaluation.report_writers import markdown_tables, percent
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.inference.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.predict_entry import run_prediction
 from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
+from nnunetv2_openvocab.training.cpu_variants import nnUNetTrainerOpenVocab_CPUShort
 
 DATASET_ID, DATASET_NAME = 990, "Dataset990_OpenVocabExample"
 TRAINER, PLANS, CONFIGURATION = "nnUNetTrainerOpenVocab_CPUShort", "nnUNetPlans_STUNetB_width8", "3d_fullres"
 PLANNING_ARGS = ["--stunet", "B", "--width", "8", "--text-encoder", "minilm", "--patch-size", "48", "48", "48"]
 DEMO_CASE = "example_000"  # the full scan; the other two cases are slabs of it
-PROGRESS_WORDS = ("Epoch ", "train_loss", "Pseudo dice", "Training done")
+PROGRESS_WORDS = ("train_loss", "Pseudo dice", "Training done")
+EPOCH_TIME = re.compile(r"Epoch time: (?P<seconds>[0-9.]+) s")
+REFERENCE_FILE = Path(__file__).parent / "data" / "demo_reference.json"
 
 EPILOG = """\
 example:
-  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 15
+  nnUNetv2_openvocab_demo --output openvocab_demo
+  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 20   # stop training after 20 minutes at the latest
   # then open openvocab_demo/predictions/previews/example_000.png and openvocab_demo/metrics/summary.md
 """
 
@@ -73,10 +81,11 @@ def _command(name: str) -> str:
 
 
 def run_logged(arguments: Sequence[str], env: Dict[str, str], log_path: Path,
-               deadline_s: Optional[float] = None) -> bool:
-    """Run a command with its output in ``log_path``, echoing training progress lines. Returns False when it
-    was stopped at the deadline; raises DemoError (with the log's tail) when it fails."""
+               deadline_s: Optional[float] = None, progress: Optional["ProgressEcho"] = None) -> bool:
+    """Run a command with its output in ``log_path``, echoing progress lines (``progress``). Returns False when
+    it was stopped at the deadline; raises DemoError (with the log's tail) when it fails."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    progress = progress or ProgressEcho()
     start, echoed = time.monotonic(), 0
     with open(log_path, "w", encoding="utf-8") as log:
         process = subprocess.Popen(list(arguments), env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -87,11 +96,11 @@ def run_logged(arguments: Sequence[str], env: Dict[str, str], log_path: Path,
                     _stop(process)
                     return False
                 time.sleep(2)
-                echoed = _echo_progress(log_path, echoed)
+                echoed = progress.echo_new_lines(log_path, echoed)
         except BaseException:
             _stop(process)
             raise
-    _echo_progress(log_path, echoed)
+    progress.echo_new_lines(log_path, echoed)
     if process.returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:]
         raise DemoError(f"{Path(arguments[0]).name} failed (exit {process.returncode}); log {log_path}:\n"
@@ -109,12 +118,30 @@ def _stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
-def _echo_progress(log_path: Path, already: int) -> int:
-    lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    for line in lines[already:]:
-        if any(word in line for word in PROGRESS_WORDS):
-            print(f"    {line.strip()}", flush=True)
-    return len(lines)
+class ProgressEcho:
+    """Echoes a log's progress lines; with ``total_epochs``, each finished epoch with the ETA of the rest (mean
+    epoch time so far, so it adapts to how busy the machine is)."""
+
+    def __init__(self, total_epochs: Optional[int] = None):
+        self.total_epochs = total_epochs
+        self.epoch_seconds: List[float] = []
+
+    def echo_new_lines(self, log_path: Path, already: int) -> int:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+        for line in lines[already:]:
+            if any(word in line for word in PROGRESS_WORDS):
+                print(f"    {line.strip()}", flush=True)
+            epoch = EPOCH_TIME.search(line)
+            if epoch and self.total_epochs:
+                self.epoch_seconds.append(float(epoch["seconds"]))
+                print(f"    {self.eta_line()}", flush=True)
+        return len(lines)
+
+    def eta_line(self) -> str:
+        done = len(self.epoch_seconds)
+        remaining = max(self.total_epochs - done, 0) * sum(self.epoch_seconds) / done
+        return (f"epoch {done}/{self.total_epochs} done ({self.epoch_seconds[-1]:.0f} s); "
+                f"ETA {math.ceil(remaining / 60)} min")
 
 
 def prepare_dataset(root: Path, env: Dict[str, str]) -> Path:
@@ -130,18 +157,25 @@ def prepare_dataset(root: Path, env: Dict[str, str]) -> Path:
     return dataset_folder
 
 
-def train(root: Path, env: Dict[str, str], minutes: float) -> Path:
-    """Train (or reuse) the demo model; returns the model folder."""
+def train(root: Path, env: Dict[str, str], minutes: Optional[float] = None) -> Path:
+    """Train (or reuse) the demo model for the trainer's fixed number of iterations, capped at ``minutes`` if
+    given; returns the model folder."""
     model_folder = Path(env["nnUNet_results"]) / DATASET_NAME / f"{TRAINER}__{PLANS}__{CONFIGURATION}"
     if (model_folder / "fold_all" / "checkpoint_final.pth").is_file():
         print(f"[3/5] reusing the trained model in {model_folder}", flush=True)
         return model_folder
-    print(f"[3/5] training on CPU for at most {minutes:g} minutes (log: {root / 'logs' / 'train.log'})", flush=True)
+    epochs, iterations, _ = nnUNetTrainerOpenVocab_CPUShort.schedule
+    cap = f", stopped after {minutes:g} minutes at the latest" if minutes else ""
+    print(f"[3/5] training on CPU: {epochs * iterations} iterations ({epochs} epochs of {iterations}){cap}; log: "
+          f"{root / 'logs' / 'train.log'}", flush=True)
+    # --c: an interrupted demo continues from nnU-Net's latest checkpoint (nnU-Net starts afresh if there is none)
     command = [_command("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, "all", "-tr", TRAINER, "-p", PLANS,
-               "-device", "cpu"]
-    finished = run_logged(command, env, root / "logs" / "train.log", deadline_s=minutes * 60)
+               "-device", "cpu", "--c"]
+    finished = run_logged(command, env, root / "logs" / "train.log", minutes * 60 if minutes else None,
+                          ProgressEcho(epochs))
     if not finished:
-        print(f"    stopped at the {minutes:g}-minute limit; using the best checkpoint so far", flush=True)
+        print(f"    stopped at the {minutes:g}-minute cap before the {epochs * iterations} iterations; using the "
+              f"best checkpoint so far (results will fall short of the reference)", flush=True)
     return model_folder
 
 
@@ -162,7 +196,7 @@ def demo_prompt_set(dataset_json: dict) -> dict:
             "prompts": seen + unseen}
 
 
-def run_demo(output_folder: Path, minutes: float = 12.0, device: Optional[torch.device] = None,
+def run_demo(output_folder: Path, minutes: Optional[float] = None, device: Optional[torch.device] = None,
              model_folder: Optional[Path] = None, step_size: float = 0.5) -> Dict[str, Path]:
     """Run the demo; ``model_folder`` reuses an already trained model of the example dataset (skips training).
     Returns the paths of the main outputs."""
@@ -188,6 +222,7 @@ def run_demo(output_folder: Path, minutes: float = 12.0, device: Optional[torch.
     summary = evaluate_folder(reference, root / "predictions", dataset_json, root / "metrics", prompt_set,
                               num_processes=1)
     print("\n" + markdown_tables(summary, run.report.routes()))
+    print(reference_comparison(summary))
     print(run.report.to_text())
     outputs = {"masks": root / "predictions", "prompt report": run.report_files[1],
                "metrics table": Path(summary["output_files"]["markdown"]),
@@ -199,6 +234,19 @@ def run_demo(output_folder: Path, minutes: float = 12.0, device: Optional[torch.
     return outputs
 
 
+def reference_comparison(summary: dict) -> str:
+    """This run's mean DSC and NSD per prompt beside the reference run's (data/demo_reference.json)."""
+    reference = json.loads(REFERENCE_FILE.read_text(encoding="utf-8"))
+    lines = [f"Reference run: {reference['recorded']}", "",
+             "| prompt | DSC (%) this run | DSC (%) reference | NSD (%) this run | NSD (%) reference |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for prompt in summary["prompts"]:
+        mean, recorded = summary["mean"][prompt["prompt"]], reference["prompts"].get(prompt["prompt"], {})
+        lines.append(f"| {prompt['prompt']} | {percent(mean['dice'])} | {percent(recorded.get('dice'))} | "
+                     f"{percent(mean['nsd'])} | {percent(recorded.get('nsd'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_demo", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -206,7 +254,9 @@ def main(argv: Optional[List[str]] = None) -> None:
                                                  "open-vocabulary model on CPU, predict seen and unseen prompts, "
                                                  "and evaluate them.")
     parser.add_argument("--output", default="openvocab_demo", help="demo folder (default %(default)s)")
-    parser.add_argument("--minutes", type=float, default=15.0, help="training time limit (default %(default)s)")
+    parser.add_argument("--minutes", type=float, default=None,
+                        help="optional cap on training time; by default training runs its fixed 750 iterations, "
+                             "so that the result does not depend on machine load")
     parser.add_argument("--model-folder", default=None,
                         help="reuse a model trained on the example dataset instead of training one")
     args = parser.parse_args(argv)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from nnunetv2_openvocab.demo import DemoError, demo_prompt_set, run_demo, run_logged
+from nnunetv2_openvocab.demo import DemoError, ProgressEcho, demo_prompt_set, reference_comparison, run_demo, run_logged
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
@@ -46,3 +46,25 @@ def test_a_command_is_stopped_at_its_deadline(tmp_path):
 def test_a_failing_command_reports_its_log(tmp_path):
     with pytest.raises(DemoError, match="exit 3"):
         run_logged([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], {}, tmp_path / "fail.log")
+
+
+def test_training_progress_shows_an_eta_from_the_mean_epoch_time(tmp_path, capsys):
+    log = tmp_path / "train.log"
+    log.write_text("2026-12-01 10:00:00: Epoch 0\n2026-12-01 10:00:40: Epoch time: 40.0 s\n", encoding="utf-8")
+    progress = ProgressEcho(total_epochs=15)
+    seen = progress.echo_new_lines(log, 0)
+    log.write_text(log.read_text(encoding="utf-8") + "2026-12-01 10:01:40: Epoch time: 80.0 s\n", encoding="utf-8")
+    progress.echo_new_lines(log, seen)
+    printed = capsys.readouterr().out
+    assert "epoch 1/15 done (40 s); ETA 10 min" in printed  # 14 epochs x 40 s
+    assert "epoch 2/15 done (80 s); ETA 13 min" in printed  # 13 epochs x 60 s (mean so far)
+
+
+def test_the_final_table_puts_the_reference_run_beside_this_one():
+    summary = {"prompts": [{"prompt": "liver"}, {"prompt": "something new"}],
+               "mean": {"liver": {"dice": 0.5, "nsd": 0.25}, "something new": {"dice": 0.1, "nsd": 0.2}}}
+    table = reference_comparison(summary)
+    assert "| prompt | DSC (%) this run | DSC (%) reference |" in table
+    liver_row = next(line for line in table.splitlines() if line.startswith("| liver |"))
+    assert liver_row.startswith("| liver | 50.00 | ") and "| 25.00 |" in liver_row
+    assert "| something new | 10.00 | n/a | 20.00 | n/a |" in table

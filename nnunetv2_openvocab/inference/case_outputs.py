@@ -7,9 +7,14 @@ Output folder layout (``<slug>`` from ``prompt_file_name``)::
     combined/<case>.json           its legend with the overlap accounting (combined_map)
     statistics/<case>.json         volume in ml, mean HU and presence per prompt (``--statistics``)
     previews/<case>.png            axial and coronal overlays (``--preview``)
+    probabilities/<case>_<slug>.npz float16 probability map per prompt + <case>.json geometry
+                                   (``--save_probabilities``, probability_files)
+    <case>.dcm                     instead of the per-prompt masks: one DICOM Segmentation object
+                                   (``--output-type dicom_seg``, DICOM series inputs only; dicom_seg)
 
 Sub-folders keep the extra files from colliding with a prompt's mask name. Case names become file names, so
-``check_case_outputs`` refuses any that is not one plain file name or that makes an output name too long.
+``check_case_outputs`` refuses any that is not one plain file name or that makes an output name too long. Mask
+and probability files may be written by background processes (``ExportQueue``, nnU-Net's ``-nps``).
 """
 from __future__ import annotations
 
@@ -20,9 +25,13 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
+from nnunetv2_openvocab.inference.background_workers import ExportQueue
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.preview import write_preview
+from nnunetv2_openvocab.inference.probability_files import (geometry_file, probability_file, write_geometry,
+                                                            write_probabilities)
 from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
 from nnunetv2_openvocab.inference.writers import write_segmentation
@@ -30,6 +39,8 @@ from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from nnunetv2_openvocab.user_errors import UserError
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
+NIFTI, DICOM_SEG = "nifti", "dicom_seg"
+OUTPUT_TYPES = (NIFTI, DICOM_SEG)
 
 
 @dataclass(frozen=True)
@@ -37,6 +48,8 @@ class OutputOptions:
     combined: bool = False
     statistics: bool = False
     preview: bool = False
+    save_probabilities: bool = False
+    output_type: str = NIFTI  # per-prompt mask files, or one DICOM-SEG per case
 
     @property
     def needs_image(self) -> bool:
@@ -49,7 +62,13 @@ class OutputOptions:
 
 def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
                    options: OutputOptions) -> List[Path]:
-    files = [output_folder / prompt_file_name(case_id, p, ending) for p in prompts]
+    if options.output_type == DICOM_SEG:
+        files = [output_folder / f"{case_id}{DICOM_SEG_ENDING}"]
+    else:
+        files = [output_folder / prompt_file_name(case_id, p, ending) for p in prompts]
+    if options.save_probabilities:
+        files += [probability_file(output_folder, case_id, p) for p in prompts]
+        files.append(geometry_file(output_folder, case_id))
     if options.combined:
         files += [output_folder / COMBINED_FOLDER / f"{case_id}{ending}",
                   output_folder / COMBINED_FOLDER / f"{case_id}.json"]
@@ -83,20 +102,35 @@ def check_case_outputs(case_id: str, prompts: Sequence[str], ending: str, option
 
 
 class CaseOutputWriter:
-    """Receives the masks of one case in prompt order and writes each output as soon as it is complete."""
+    """Receives the masks of one case in prompt order and writes each output as soon as it is complete.
+
+    ``dicom_seg`` replaces the per-prompt mask files; ``export`` runs the mask and probability writes (inline
+    by default)."""
 
     def __init__(self, output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
                  reader_writer: BaseReaderWriter, properties: dict, options: OutputOptions,
-                 image: Optional[np.ndarray] = None):
+                 image: Optional[np.ndarray] = None, dicom_seg: Optional[DicomSegWriter] = None,
+                 export: Optional[ExportQueue] = None):
         self.folder, self.case_id, self.prompts, self.ending = output_folder, case_id, list(prompts), ending
         self.reader_writer, self.properties, self.options, self.image = reader_writer, properties, options, image
+        self.dicom_seg, self.export = dicom_seg, export or ExportQueue(0)
         self.label_map: Optional[CombinedLabelMap] = None
         self.statistics: Dict[str, Dict] = {}
+        self.probability_files: Dict[str, Path] = {}
         self.written: List[Path] = []
 
-    def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None) -> None:
+    def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None,
+            probabilities: Optional[np.ndarray] = None) -> None:
         prompt = self.prompts[prompt_index]
-        self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
+        if self.dicom_seg is not None:
+            self.dicom_seg.add(prompt_index, mask)
+        else:
+            self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
+        if probabilities is not None:
+            path = probability_file(self.folder, self.case_id, prompt)
+            self.export.submit(write_probabilities, path, probabilities)
+            self.probability_files[prompt] = path
+            self.written.append(path)
         if self.options.needs_label_map:
             self.label_map = self.label_map or CombinedLabelMap(mask.shape, self.prompts)
             self.label_map.add(prompt_index, mask)
@@ -106,6 +140,12 @@ class CaseOutputWriter:
                 self.statistics[prompt].update(presence.to_dict())
 
     def finish(self) -> List[Path]:
+        if self.dicom_seg is not None:
+            self.written.append(self.dicom_seg.finish())
+        if self.probability_files:
+            path = geometry_file(self.folder, self.case_id)
+            write_geometry(path, self.properties, self.probability_files)
+            self.written.append(path)
         if self.options.combined:
             self._write_segmentation(self.label_map.labels,
                                      self.folder / COMBINED_FOLDER / f"{self.case_id}{self.ending}")
@@ -120,7 +160,7 @@ class CaseOutputWriter:
         return self.written
 
     def _write_segmentation(self, array: np.ndarray, path: Path) -> None:
-        write_segmentation(self.reader_writer, array, path, self.properties)
+        self.export.submit(write_segmentation, self.reader_writer, array, path, self.properties)
         self.written.append(path)
 
     def _write_json(self, payload: dict, path: Path) -> None:

@@ -141,10 +141,14 @@ def check_case(case: CaseInput, num_channels: int) -> None:
                               f"{case.case_id}_0000 ... {case.case_id}_{num_channels - 1:04d}.")
 
 
+def dicom_series_files(folder: Path) -> Tuple[str, ...]:
+    """The files of the folder's (single) series in slice order: file k is the array's slice k."""
+    return tuple(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), dicom_series_ids(folder)[0]))
+
+
 def read_dicom_series(folder: Path) -> sitk.Image:
-    series_id = dicom_series_ids(folder)[0]
     reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_id))
+    reader.SetFileNames(dicom_series_files(folder))
     image = reader.Execute()
     if image.GetDimension() != 3:
         raise InputImageError(f"DICOM series in {folder} is {image.GetDimension()}D; expected a 3D volume.")

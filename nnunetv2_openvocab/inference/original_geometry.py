@@ -40,7 +40,8 @@ def _axis_stencil(in_size: int, out_size: int, order: int) -> Tuple[np.ndarray, 
 
 
 class SeparableThresholdResampler:
-    """``logits > 0`` after linear (order 1) or nearest (order 0) interpolation per axis."""
+    """``logits > 0`` after linear (order 1) or nearest (order 0) interpolation per axis; ``fill_probabilities``
+    writes the sigmoid of the same interpolated logits on the whole grid."""
 
     def __init__(self, in_shape: Sequence[int], out_shape: Sequence[int], orders: Sequence[int]):
         self.out_shape = tuple(int(s) for s in out_shape)
@@ -58,24 +59,37 @@ class SeparableThresholdResampler:
             start, stop = int(touched[0]), int(touched[-1]) + 1
             out_box.append(slice(start, stop))
             axis_stencils.append((lower[start:stop], upper[start:stop], weight[start:stop]))
+        target = torch.from_numpy(out[tuple(out_box)].view(np.bool_))
+        for index, plane in self._planes(logits, axis_stencils):
+            torch.gt(plane, 0, out=target[index])
+
+    def fill_probabilities(self, logits: torch.Tensor, out: np.ndarray) -> None:
+        """Write the (*out_shape) float16 sigmoid of the interpolated ``logits`` into ``out``, plane by plane."""
+        target = torch.from_numpy(out)
+        for index, plane in self._planes(logits, self.stencils):
+            target[index] = torch.sigmoid_(plane)
+
+    @staticmethod
+    def _planes(logits: torch.Tensor, axis_stencils: Sequence[Tuple[np.ndarray, np.ndarray, np.ndarray]]):
+        """Yield (index, float32 plane) of the interpolated ``logits`` along the first axis of ``axis_stencils``.
+
+        Trailing axes as whole-array gathers; the first axis, whose output is the largest, one output plane at a
+        time into one reused buffer: no full-size float buffer, no full-size gathers."""
         source_start = [int(lower.min()) for lower, _, _ in axis_stencils]
         values = logits[tuple(slice(s, int(upper.max()) + 1) for s, (_, upper, _) in zip(source_start, axis_stencils))]
         values = values.float()
-        # Trailing axes as whole-array gathers; the first axis, whose output is the largest, one output plane at
-        # a time thresholded straight into ``out``: no full-size float buffer, no full-size gathers.
         for axis in range(values.ndim - 1, 0, -1):
             lower, upper, weight = axis_stencils[axis]
             below = values.index_select(axis, torch.from_numpy(lower - source_start[axis]).to(values.device))
             above = values.index_select(axis, torch.from_numpy(upper - source_start[axis]).to(values.device))
             weight_t = torch.from_numpy(weight).to(values.device).reshape(-1, *[1] * (values.ndim - 1 - axis))
             values = torch.lerp(below, above, weight_t)
-        values = values.cpu()  # ``out`` is host memory
+        values = values.cpu()  # the outputs are host memory
         lower, upper, weight = axis_stencils[0]
-        target = torch.from_numpy(out[tuple(out_box)].view(np.bool_))
         plane = torch.empty(values.shape[1:], dtype=values.dtype)
         for index, (below, above, fraction) in enumerate(zip(lower - source_start[0], upper - source_start[0], weight)):
             torch.lerp(values[below], values[above], float(fraction), out=plane)
-            torch.gt(plane, 0, out=target[index])
+            yield index, plane
 
     def __call__(self, logits: torch.Tensor) -> np.ndarray:
         """(*in_shape) float logits -> (*out_shape) bool mask."""
@@ -129,4 +143,17 @@ class OriginalGeometry:
         else:
             resampled = self.generic_resampling(logits[None].float().cpu().numpy(), self.cropped_shape, *self.spacings)
             cropped[...] = np.asarray(resampled[0]) > 0
+        return full.transpose(self.transpose_backward)
+
+    def probabilities(self, logits: torch.Tensor) -> np.ndarray:
+        """(*network_shape) logits of one prompt -> float16 sigmoid probabilities in the original array layout
+        (0 outside nnU-Net's crop box, which holds no foreground); one prompt at a time, never a prompts x volume
+        buffer."""
+        full = np.zeros(self.properties["shape_before_cropping"], dtype=np.float16)
+        cropped = full[bounding_box_to_slice(self.properties["bbox_used_for_cropping"])]
+        if self.fast_resampler is not None:
+            self.fast_resampler.fill_probabilities(logits, cropped)
+        else:
+            resampled = self.generic_resampling(logits[None].float().cpu().numpy(), self.cropped_shape, *self.spacings)
+            cropped[...] = torch.sigmoid(torch.from_numpy(np.asarray(resampled[0], dtype=np.float32))).numpy()
         return full.transpose(self.transpose_backward)

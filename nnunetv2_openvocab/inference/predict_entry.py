@@ -9,13 +9,19 @@ from typing import List, Optional, Sequence, Union
 
 import torch
 
-from nnunetv2_openvocab.inference.case_outputs import OutputOptions
+from nnunetv2_openvocab.inference.background_workers import Workers
+from nnunetv2_openvocab.inference.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
+from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.grounding import GROUNDING_MODES, MATCH_THRESHOLD
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
 from nnunetv2_openvocab.inference.presence import presence_summary
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
 from nnunetv2_openvocab.user_errors import exit_on_user_error
+
+# nnU-Net defaults to 3 background processes each; on a 2-core CPU they cut throughput to 0.3x of sequential
+# (benchmarks/bench_scale_out.py, RESULTS.md), so they are opt-in: use them where cores idle during inference
+DEFAULT_WORKERS = 0
 
 EPILOG = """\
 examples:
@@ -26,6 +32,10 @@ examples:
       --prompts liver "renal organs" "left kidney" --combined --statistics --preview
   # different prompts per image
   nnUNetv2_openvocab_predict --prompts-file jobs.json -o pred -m MODEL_FOLDER
+  # a DICOM Segmentation object per DICOM series, plus float16 probability maps
+  nnUNetv2_openvocab_predict -i dicom/ -o pred -m MODEL_FOLDER --output-type dicom_seg --save_probabilities
+  # half of the cases on each of two machines (same command, -part_id 0 and 1)
+  nnUNetv2_openvocab_predict -i imagesTs -o pred -m MODEL_FOLDER -num_parts 2 -part_id 1
   # no text encoder on this machine: a bank exported elsewhere with nnUNetv2_openvocab_embed
   nnUNetv2_openvocab_predict -i ct.nii.gz -o pred -m MODEL_FOLDER --prompts "renal organs" --embeddings bank.npz
 
@@ -35,7 +45,9 @@ jobs.json: {"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal orga
 
 outputs: <case>_<prompt-slug>.nii.gz (uint8 0/1, input geometry), prompt_report.{json,md},
   prediction_settings.json, and with the flags combined/<case>.nii.gz + .json legend (first listed prompt
-  wins overlaps; the legend counts them), statistics/<case>.json (ml, mean HU), previews/<case>.png.
+  wins overlaps; the legend counts them), statistics/<case>.json (ml, mean HU), previews/<case>.png,
+  probabilities/<case>_<prompt-slug>.npz (float16 "probabilities", input array layout) + <case>.json geometry;
+  --output-type dicom_seg: <case>.dcm (one segment per prompt) instead of the per-prompt masks.
 """
 
 
@@ -48,7 +60,8 @@ def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Pat
                    show_progress: bool = True,
                    embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
                    grounding_threshold: float = MATCH_THRESHOLD,
-                   embedding_bank: Optional[Union[str, Path]] = None) -> PredictionRun:
+                   embedding_bank: Optional[Union[str, Path]] = None, part: CasePart = CasePart(),
+                   workers: Workers = Workers()) -> PredictionRun:
     """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache; with
     ``embedding_bank`` (an nnUNetv2_openvocab_embed file) the text encoder is never loaded."""
     predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root, grounding,
@@ -57,7 +70,7 @@ def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Pat
     if embedding_bank is not None:
         predictor.use_embedding_bank(embedding_bank)
     return predictor.predict_from_files(inputs, output_folder, prompts, prompts_file, options, skip_existing,
-                                        far_threshold)
+                                        far_threshold, part, workers)
 
 
 def parse_folds(values: Optional[List[str]]) -> Optional[List[Fold]]:
@@ -119,6 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--combined", action="store_true", help="also write a label map with a JSON legend")
     parser.add_argument("--statistics", action="store_true", help="volume (ml) and mean HU per prompt, as JSON")
     parser.add_argument("--preview", action="store_true", help="PNG overlays of axial and coronal slices")
+    parser.add_argument("--save_probabilities", action="store_true",
+                        help="also write each prompt's float16 probability map (probabilities/, .npz as nnU-Net)")
+    parser.add_argument("--output-type", choices=OUTPUT_TYPES, default=NIFTI,
+                        help="nifti: one mask file per prompt (default); dicom_seg: one DICOM Segmentation object "
+                             "per case, for DICOM series inputs")
+    parser.add_argument("-num_parts", type=int, default=1,
+                        help="split the cases into this many parts, e.g. one per GPU or machine (nnU-Net's flag)")
+    parser.add_argument("-part_id", type=int, default=0,
+                        help="which part this run predicts, 0 .. num_parts-1 (nnU-Net's flag)")
+    parser.add_argument("-npp", type=int, default=DEFAULT_WORKERS,
+                        help="background processes for reading and preprocessing (0: none; default %(default)s)")
+    parser.add_argument("-nps", type=int, default=DEFAULT_WORKERS,
+                        help="background processes for writing the outputs (0: none; default %(default)s)")
     parser.add_argument("--far-threshold", type=float, default=FAR_THRESHOLD,
                         help="cosine below which the prompt report flags a prompt as far from training "
                              "(default %(default)s, calibrated for MiniLM)")
@@ -140,10 +166,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with exit_on_user_error(parser.prog, traceback=args.verbose):
         run = run_prediction(model_folder_from_args(args, parser), args.o, args.i, args.prompts, args.prompts_file,
                              parse_folds(args.f), args.chk, args.step_size, not args.disable_tta,
-                             torch.device(args.device), OutputOptions(args.combined, args.statistics, args.preview),
+                             torch.device(args.device),
+                             OutputOptions(args.combined, args.statistics, args.preview, args.save_probabilities,
+                                           args.output_type),
                              args.continue_prediction, args.far_threshold, not args.disable_progress_bar,
                              grounding=args.grounding, grounding_threshold=args.grounding_threshold,
-                             embedding_bank=args.embeddings)
+                             embedding_bank=args.embeddings, part=CasePart(args.num_parts, args.part_id),
+                             workers=Workers(args.npp, args.nps))
     print(run.report.to_text())
     print(presence_summary(run.report.presence))
     print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"

@@ -9,17 +9,21 @@ Notebook use::
 
 Per image: nnU-Net's preprocessing (plans' reader, crop, normalisation, resampling), one sliding-window pass
 whose backbone serves every prompt (prompt_readout), then per prompt: logits -> original geometry -> mask
--> written and freed (original_geometry). Prompts are grounded first (grounding: a prompt the taxonomy
+(and, with ``save_probabilities``, its float16 probability map) -> written and freed (original_geometry).
+Prompts are grounded first (grounding: a prompt the taxonomy
 resolves is answered with its training labels' queries, a union of them from the same pass), and each answer
 gets a presence status (presence). Embeddings: the canonical training prompts' come from the checkpoint
 (``head.default_embeddings``); others from an embedding bank (``use_embedding_bank``) or else the on-disk
 cache shared with training (the text encoder is loaded only for prompts never embedded before).
+``predict_from_files`` takes nnU-Net's scale-out options: one part of the cases (case_parts) and background
+preprocessing/export processes (background_workers).
 """
 from __future__ import annotations
 
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -27,10 +31,14 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 from nnunetv2.utilities.helpers import dummy_context
+from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 from tqdm import tqdm
 
-from nnunetv2_openvocab.inference.case_outputs import (CaseOutputWriter, OutputOptions, check_case_outputs,
+from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
+from nnunetv2_openvocab.inference.case_outputs import (DICOM_SEG, CaseOutputWriter, OutputOptions, check_case_outputs,
                                                        expected_files)
+from nnunetv2_openvocab.inference.case_parts import CasePart
+from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
 from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
 from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
@@ -70,11 +78,46 @@ class PredictionRun:
 
 @dataclass(frozen=True)
 class PromptAnswer:
-    """One prompt's mask in the input's array layout, with its presence figures."""
+    """One prompt's mask in the input's array layout, with its presence figures and, if asked for, its float16
+    probability map."""
 
     index: int
     mask: np.ndarray
     presence: Presence
+    probabilities: Optional[np.ndarray] = None
+
+
+@dataclass
+class PreprocessedCase:
+    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews)."""
+
+    data: Optional[np.ndarray]
+    properties: dict
+    image: Optional[np.ndarray] = None
+
+    def take_data(self) -> np.ndarray:
+        """Hand the preprocessed array over (this object keeps no reference), so it can be freed early."""
+        data, self.data = self.data, None
+        return data
+
+
+def preprocess_array(data: np.ndarray, properties: dict, plans_manager: PlansManager,
+                     configuration_manager: ConfigurationManager, dataset_json: dict) -> np.ndarray:
+    """nnU-Net's preprocessing of (C, *spatial) ``data``; adds the crop/resampling record to ``properties``."""
+    preprocessor = configuration_manager.preprocessor_class(verbose=False)
+    preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, plans_manager, configuration_manager,
+                                                   dataset_json)
+    return preprocessed
+
+
+def read_and_preprocess(job: PredictionJob, plans_manager: PlansManager, configuration_manager: ConfigurationManager,
+                        dataset_json: dict, keep_image: bool) -> PreprocessedCase:
+    """Read and preprocess one job's image (module level: it also runs in background processes, which get the
+    plans but not the network weights)."""
+    data, properties = read_case(job.case, plans_manager.image_reader_writer_class)
+    image = data[0] if keep_image else None
+    return PreprocessedCase(preprocess_array(data, properties, plans_manager, configuration_manager, dataset_json),
+                            properties, image)
 
 
 class OpenVocabPredictor:
@@ -179,10 +222,7 @@ class OpenVocabPredictor:
     def preprocess(self, data: np.ndarray, properties: dict) -> np.ndarray:
         """nnU-Net's preprocessing of (C, *spatial) ``data``; adds the crop/resampling record to ``properties``."""
         model = self.model
-        preprocessor = model.configuration_manager.preprocessor_class(verbose=False)
-        preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, model.plans_manager,
-                                                       model.configuration_manager, model.dataset_json)
-        return preprocessed
+        return preprocess_array(data, properties, model.plans_manager, model.configuration_manager, model.dataset_json)
 
     def iter_masks(self, data: np.ndarray, properties: dict,
                    prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
@@ -198,10 +238,12 @@ class OpenVocabPredictor:
         return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(preprocessed, properties,
                                                                                            prompts))
 
-    def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict,
-                                  prompts: Sequence[str]) -> Iterator[PromptAnswer]:
+    def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
+                                  probabilities: bool = False) -> Iterator[PromptAnswer]:
         """Each prompt's mask and presence, in prompt order. The grounded queries of all prompts share one
-        sliding-window pass; a query's mask is computed once and kept only until the last prompt using it."""
+        sliding-window pass; a query's mask is computed once and kept only until the last prompt using it.
+        ``probabilities``: also each prompt's float16 probability map (a union of queries takes their maximum,
+        as its mask is their union), one prompt at a time: never a prompts x volume buffer."""
         model = self.model
         groundings = self.ground(prompts)
         answered = list(dict.fromkeys(q for g in groundings for q in g.queries))
@@ -214,17 +256,21 @@ class OpenVocabPredictor:
                                     volume.weights[volume.unpad].shape)
         query_index = {q: i for i, q in enumerate(queries)}
         last_use = {q: i for i, g in enumerate(groundings) for q in g.queries}
-        computed: Dict[str, Tuple[np.ndarray, LogitSummary]] = {}
+        computed: Dict[str, Tuple[np.ndarray, LogitSummary, Optional[np.ndarray]]] = {}
         for index, grounding in enumerate(groundings):
             for query in grounding.queries:
                 if query not in computed:
                     logits = readout.prompt_logits(volume, query_index[query])
                     if query in twins:  # cede voxels where the other side's twin scores higher
                         logits = torch.minimum(logits, logits - readout.prompt_logits(volume, query_index[twins[query]]))
-                    computed[query] = geometry.mask(logits), LogitSummary.of(logits)
+                    computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
+                                       geometry.probabilities(logits) if probabilities else None)
             parts = [computed[q] for q in grounding.queries]
-            mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _ in parts]).astype(np.uint8)
-            yield PromptAnswer(index, mask, presence(int(np.count_nonzero(mask)), [s for _, s in parts]))
+            mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _, _ in parts]).astype(np.uint8)
+            probability = (None if not probabilities else parts[0][2] if len(parts) == 1
+                           else np.maximum.reduce([p for _, _, p in parts]))
+            yield PromptAnswer(index, mask, presence(int(np.count_nonzero(mask)), [s for _, s, _ in parts]),
+                               probability)
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]
@@ -274,15 +320,20 @@ class OpenVocabPredictor:
     def predict_from_files(self, inputs: Optional[Union[str, Path]], output_folder: Union[str, Path],
                            prompts: Optional[Sequence[str]] = None, prompts_file: Optional[Union[str, Path]] = None,
                            options: OutputOptions = OutputOptions(), skip_existing: bool = False,
-                           far_threshold: float = FAR_THRESHOLD) -> PredictionRun:
+                           far_threshold: float = FAR_THRESHOLD, part: CasePart = CasePart(),
+                           workers: Workers = Workers()) -> PredictionRun:
         """Predict every case of ``inputs`` (or of ``prompts_file``) into ``output_folder``.
 
         All inputs, case names and the output folder are checked and all prompts embedded before the first file
         is written, so a bad input or a missing text encoder leaves no output behind. ``skip_existing`` skips
         cases whose outputs all exist and are complete. A folder that already holds predictions of the same
-        model keeps them: ``prediction_settings.json`` and the prompt report then cover every run's cases."""
+        model keeps them: ``prediction_settings.json`` and the prompt report then cover every run's cases.
+        ``part`` predicts one of nnU-Net's -num_parts shares of the cases (the settings cover all cases, so every
+        part writes the same ones); ``workers`` preprocess and export in background processes (-npp/-nps)."""
         output_folder = check_output_folder(output_folder, "-o", inputs)
         jobs = self.make_jobs(inputs, prompts, prompts_file)
+        if options.output_type == DICOM_SEG:
+            check_dicom_seg_inputs([job.case for job in jobs])
         file_ending = self.model.dataset_json["file_ending"]
         for job in jobs:
             check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
@@ -294,32 +345,46 @@ class OpenVocabPredictor:
                                                        for p in case["prompts"])), far_threshold)
         run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
         write_json_atomic(output_folder / SETTINGS_FILE, settings)
-        for job in tqdm(jobs, desc="Cases", unit="case", disable=not self.show_progress):
+        todo = []
+        for job in part.select(jobs):
             ending = job.case.output_ending(file_ending)
             if skip_existing and all(is_complete_file(p) for p in expected_files(output_folder, job.case.case_id,
                                                                                   job.prompts, ending, options)):
                 run.skipped.append(job.case.case_id)
-                continue
-            run.written[job.case.case_id], report.presence[job.case.case_id] = \
-                self._predict_case(job, output_folder, ending, options)
+            else:
+                todo.append(job)
+        logger.info("Part %d of %d (counted from 0): %d of %d cases, %d already done", part.part_id, part.num_parts,
+                    len(todo) + len(run.skipped), len(jobs), len(run.skipped))
+        model = self.model
+        load = partial(read_and_preprocess, plans_manager=model.plans_manager,
+                       configuration_manager=model.configuration_manager, dataset_json=model.dataset_json,
+                       keep_image=options.needs_image)
+        with ExportQueue(workers.export) as export:
+            # the first case has nothing to overlap with: a single case is read in this process
+            preprocessing_processes = min(workers.preprocessing, max(len(todo) - 1, 0))
+            for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
+                                  unit="case", disable=not self.show_progress):
+                run.written[job.case.case_id], report.presence[job.case.case_id] = self._predict_case(
+                    job, case, output_folder, job.case.output_ending(file_ending), options, export)
         run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
         return run
 
-    def _predict_case(self, job: PredictionJob, output_folder: Path, ending: str,
-                      options: OutputOptions) -> Tuple[List[Path], Dict[str, Presence]]:
+    def _predict_case(self, job: PredictionJob, case: PreprocessedCase, output_folder: Path, ending: str,
+                      options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
-        data, properties = read_case(job.case, plans_reader_writer)
-        image = data[0] if options.needs_image else None
-        preprocessed = self.preprocess(data, properties)
-        del data  # only the preprocessed copy (and the first channel, if needed) stays in memory
-        answers = self.answers_from_preprocessed(preprocessed, properties, job.prompts)
-        del preprocessed
+        answers = self.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
+                                                 options.save_probabilities)
+        dicom_seg = None
+        if options.output_type == DICOM_SEG:
+            dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
+                                       output_folder / f"{job.case.case_id}{DICOM_SEG_ENDING}", self.model.folder.name)
         writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
-                                  reader_writer_for(job.case, plans_reader_writer), properties, options, image)
+                                  reader_writer_for(job.case, plans_reader_writer), case.properties, options,
+                                  case.image, dicom_seg, export)
         found: Dict[str, Presence] = {}
         for answer in answers:
             found[job.prompts[answer.index]] = answer.presence
-            writer.add(answer.index, answer.mask, answer.presence)
+            writer.add(answer.index, answer.mask, answer.presence, answer.probabilities)
         return writer.finish(), found
 
     def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
@@ -330,7 +395,8 @@ class OpenVocabPredictor:
                 "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
                 "grounding": self.grounding, "grounding_threshold": self.grounding_threshold,
                 "embedding_bank": str(self._bank.path) if self._bank is not None else None,
-                "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview},
+                "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,
+                            "save_probabilities": options.save_probabilities, "output_type": options.output_type},
                 "cases": {job.case.case_id: {"inputs": [str(p) for p in job.case.sources], "prompts": list(job.prompts)}
                           for job in jobs}}
 
