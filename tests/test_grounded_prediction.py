@@ -63,6 +63,7 @@ def test_a_far_prompt_takes_the_text_route_and_says_so(grounded):
 def test_an_absent_structure_is_reported_absent(grounded):
     _, out, _, report, stdout = grounded
     presence = report["presence"]["ct"]
+    # brain's text query is a blend of the learnt ones; its mask cedes their voxels (grounding's cedes_to)
     assert presence["brain"]["status"] == "absent" and presence["aorta"]["status"] == "present"
     for found in presence.values():  # the documented rule
         assert (found["status"] == "present") == (found["voxels"] > 0 and found["max_probability"] >= 0.9)

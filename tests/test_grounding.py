@@ -39,6 +39,16 @@ def test_routes_and_reasons(grounder):
     assert g["lumbar spine"].route == "text"  # L1-L5, but the model only knows L3: no partial answer
 
 
+def test_an_unlearnt_structure_cedes_to_the_labels_it_cannot_overlap(grounder):
+    g = by_prompt(grounder, ["brain", "lumbar spine", "banana", "liver"])
+    canonical = {label: example_prompts()[label][0] for label in DEFAULT_STRUCTURES}
+    assert g["brain"].cedes_to == tuple(canonical.values()) and "cedes voxels where liver" in g["brain"].reason
+    assert canonical["vertebrae_L3"] not in g["lumbar spine"].cedes_to  # L3 is part of the lumbar spine
+    assert len(g["lumbar spine"].cedes_to) == len(canonical) - 1
+    assert g["banana"].cedes_to == () and g["liver"].cedes_to == ()  # unknown meaning, or a learnt label
+    assert all(found.cedes_to == () for found in grounder.ground(["brain", "lumbar spine"], "text"))
+
+
 def test_a_sided_prompt_never_gets_the_other_sides_labels(grounder):
     taxonomy = load_taxonomy()
     sided = [t for s in taxonomy.structures.values() for t in s.prompts if side_of(t)]

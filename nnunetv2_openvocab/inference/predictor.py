@@ -247,8 +247,11 @@ class OpenVocabPredictor:
         model = self.model
         groundings = self.ground(prompts)
         answered = list(dict.fromkeys(q for g in groundings for q in g.queries))
-        twins = {q: self._twin_queries[q] for q in answered if q in self._twin_queries}  # empty under text grounding
-        queries = list(dict.fromkeys([*answered, *twins.values()]))
+        # a query cedes the voxels where one of its rivals scores higher: a sided label's other-side twin, and the
+        # labels that cannot overlap an unlearnt structure's text query (both empty under text grounding)
+        rivals = {q: (self._twin_queries[q],) for q in answered if q in self._twin_queries}
+        rivals.update((g.queries[0], g.cedes_to) for g in groundings if g.cedes_to)
+        queries = list(dict.fromkeys([*answered, *(r for q in rivals.values() for r in q)]))
         readout = choose_readout(model.network, self.embed(queries).to(self.device), len(model.folds))
         volume = self._blend(torch.from_numpy(preprocessed), readout, self._sliding_window(readout.accumulation_dtype))
         del preprocessed  # free it before the per-prompt exports
@@ -261,8 +264,9 @@ class OpenVocabPredictor:
             for query in grounding.queries:
                 if query not in computed:
                     logits = readout.prompt_logits(volume, query_index[query])
-                    if query in twins:  # cede voxels where the other side's twin scores higher
-                        logits = torch.minimum(logits, logits - readout.prompt_logits(volume, query_index[twins[query]]))
+                    if query in rivals:
+                        logits = torch.minimum(logits, logits - self._strongest(readout, volume,
+                                                                                [query_index[r] for r in rivals[query]]))
                     computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
                                        geometry.probabilities(logits) if probabilities else None)
             parts = [computed[q] for q in grounding.queries]
@@ -274,6 +278,14 @@ class OpenVocabPredictor:
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]
+
+    @staticmethod
+    def _strongest(readout, volume: BlendedVolume, indices: Sequence[int]) -> torch.Tensor:
+        """Voxel-wise maximum of these queries' logits, one logit map in memory besides the result."""
+        strongest = readout.prompt_logits(volume, indices[0])
+        for index in indices[1:]:
+            strongest = torch.maximum(strongest, readout.prompt_logits(volume, index))
+        return strongest
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:

@@ -8,9 +8,13 @@ its components' foreground voxels.
 Status: ``absent`` when the mask is empty or ``max_probability < PRESENT_CONFIDENCE`` (0.90): no voxel is
 confidently the structure, so a stray low-confidence mask is reported as not found rather than as a finding;
 ``present`` otherwise. Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the
-labels it had learnt peak at >= 0.9996 (liver, aorta, L3), stray text-route masks stay below (brain 0.63 over
-396 voxels, banana 0.71), while labels still being learnt (spleen 0.73, kidneys 0.53-0.74) are also reported
-absent: the status says what the model is confident of, not what is in the image.
+labels it had learnt peak at >= 0.9996 (liver, aorta, L3), while labels still being learnt (spleen 0.73, kidneys
+0.53-0.74) are also reported absent: the status says what the model is confident of, not what is in the image.
+Confidence alone does not stop a stray mask: after 15 epochs the raw text query of 'brain', a structure the model
+never learnt, reached 0.90 on one CI run, and 'banana' covers 18616 voxels at 0.96 (on the liver). The mask of an
+unlearnt taxonomy structure therefore first cedes the voxels its disjoint training labels claim (grounding's
+``cedes_to``); brain then peaks at 0.05-0.17 on the two models measured. 'banana' has no taxonomy entry, so nothing
+says its mask is wrong, and it stays ``present``: the prompt report shows its text route and far nearest neighbour.
 """
 from __future__ import annotations
 
