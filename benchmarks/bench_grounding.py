@@ -44,7 +44,7 @@ def dsc_table(model_folder: Path, checkpoint: str) -> list:
     reference = remap_labels(sitk.GetArrayFromImage(sitk.ReadImage(str(EXAMPLE_SEGMENTATION))), DEFAULT_STRUCTURES)
     text = make_predictor(model_folder, checkpoint, "text")
     auto = make_predictor(model_folder, checkpoint, "auto")
-    canonical = dict(zip(text.model.metadata["label_names"], text.training_prompts))
+    canonical = dict(zip(text.model.spec.label_names, text.training_prompts))
     prompts = [e["prompt"] for e in entries]
     text_masks = text.predict_single_image(EXAMPLE_CT, prompts + list(canonical.values()))
     auto_masks = auto.predict_single_image(EXAMPLE_CT, prompts)

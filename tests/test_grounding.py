@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.inference.grounding import GroundingError, PromptGrounder, normalise
+from nnunetv2_openvocab.inference.grounding import GroundingError, PromptGrounder
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, side_of
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
@@ -65,7 +65,3 @@ def test_modes(grounder):
         grounder.ground(["renal organs", "banana"], "taxonomy")
     with pytest.raises(GroundingError, match="expected one of"):
         grounder.ground(["liver"], "fuzzy")
-
-
-def test_normalise():
-    assert normalise("  Kidney_Left, ") == "kidney left" == normalise("kidney left")

@@ -2,9 +2,9 @@
 
 plan (tiny STU-Net) -> nnUNetv2_openvocab_pretrain train --random-image-encoder --unlock-image-encoder -> export ->
 plan --pretrained -> stock nnUNetv2_train with nnUNetTrainerOpenVocab (2 iterations), on the real example CT.
-Rows 1 and 6 are tested in test_stunet_pipeline.py (nnUNetTrainerOpenVocab_CPUSmoke on random init) and
-test_pretraining_export.py (test_aligned_export_plans_and_trains_with_the_frozen_encoder); row 5 in
-test_stunet_pipeline.py (nnUNetTrainerOpenVocabFrozenEncoderCrossAttention).
+Row 1 is tested in test_stunet_pipeline.py (nnUNetTrainerOpenVocab_CPUSmoke on random init); rows 5 and 6 in
+test_pretraining_export.py (test_aligned_export_plans_and_trains_with_the_frozen_encoder, with the
+FrozenEncoder[CrossAttention]CanonicalPrompts trainers).
 """
 from __future__ import annotations
 

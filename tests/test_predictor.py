@@ -131,7 +131,7 @@ def test_predict_single_image_on_the_real_ct(predictor, trained_openvocab_model)
 def test_embeddings_are_computed_once_per_prompt(predictor, monkeypatch):
     predictor.embed(["liver", "hepatic system"])
     monkeypatch.setattr(predictor.embedding_cache, "embed", lambda prompts: pytest.fail(f"re-embedded {prompts}"))
-    assert predictor.embed(["hepatic system", "liver"]).shape == (2, predictor.model.metadata["embedding_dim"])
+    assert predictor.embed(["hepatic system", "liver"]).shape == (2, predictor.model.spec.embedding_dim)
 
 
 def test_two_identical_folds_ensemble_to_the_single_fold_result(trained_openvocab_model, tmp_path):

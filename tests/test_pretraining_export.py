@@ -107,8 +107,12 @@ def test_cache_and_unlocked_encoder_exclude_each_other(inputs, tmp_path):
               "--out", str(tmp_path / "run"), *TRAINING_FLAGS])
 
 
-def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_path):
-    """export -> planner --pretrained -> stock nnUNetv2_train with the frozen-encoder trainer."""
+@pytest.mark.parametrize("trainer", ["nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts_CPUSmoke",  # Table VIII row 6
+                                     "nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts_CPUSmoke"])  # row 5
+def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_path, trainer):
+    """export -> planner --pretrained -> stock nnUNetv2_train with a frozen-encoder trainer, as the paper ran it:
+    the encoder stays the exported one and each label is trained with its canonical prompt only."""
+    from nnunetv2_openvocab.network.openvocab_stunet import SPEC_STATE_KEY
     from conftest import make_nnunet_folders
     from nnunetv2_openvocab.example_dataset import build_example_dataset
 
@@ -123,7 +127,6 @@ def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_pat
     plans = json.loads((folders.root / "preprocessed" / dataset.name / "nnUNetPlans_Aligned.json").read_text(encoding="utf-8"))
     assert plans["openvocab"]["text_encoder"] == str(aligned.resolve())
     assert plans["openvocab"]["embedding_dim"] == TINY_DIMS[-1]
-    trainer = "nnUNetTrainerOpenVocabFrozenEncoder_CPUSmoke"
     folders.run("nnUNetv2_train", "993", "3d_fullres", "all", "-tr", trainer, "-p", "nnUNetPlans_Aligned",
                 "-device", "cpu")
     trained = read_checkpoint_state_dict(folders.results / dataset.name / f"{trainer}__nnUNetPlans_Aligned__3d_fullres"
@@ -134,6 +137,9 @@ def test_aligned_export_plans_and_trains_with_the_frozen_encoder(inputs, tmp_pat
     assert encoder_names
     for name in encoder_names:
         assert torch.equal(trained[name], encoder[name]), f"frozen encoder weight {name} changed or was not loaded"
+    prompts = json.loads((dataset / "dataset.json").read_text(encoding="utf-8"))["text_prompts"]
+    assert trained[SPEC_STATE_KEY]["text_prompts"] == {label: [prompts[label][0]] for label in ("liver", "spleen")}
+    assert trained[SPEC_STATE_KEY]["connector"]["kind"] == ("cross_attention" if "CrossAttention" in trainer else "mlp")
 
 
 def test_every_openvocab_trainer_loads_the_plans_checkpoint_or_refuses(inputs, tmp_path):

@@ -9,7 +9,9 @@ from nnunetv2_openvocab.prompts.prompt_text import (PromptTextError, clean_promp
 
 def test_cleaning_identity_and_slug():
     assert clean_prompt("  left kidney \n") == "left kidney"
-    assert prompt_identity(" Left \t Kidney ") == "left kidney"
+    assert prompt_identity(" Left \t Kidney ") == "left kidney" == prompt_identity("left-kidney.")
+    assert prompt_identity("  Kidney_Left, ") == "kidney left"  # underscores and punctuation are not words
+    assert prompt_identity("Rein GAUCHE (kidney)") == "rein gauche kidney" and prompt_identity("肝脏") == "肝脏"
     assert prompt_slug("Left kidney (cortex)") == "left_kidney_cortex"
     assert prompt_file_name("case_1", "Renal organs") == "case_1_renal_organs.nii.gz"
     for bad in ("", "   ", None, 3):

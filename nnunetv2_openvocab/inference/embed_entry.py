@@ -50,13 +50,12 @@ def read_prompts_file(path: Union[str, Path]) -> List[str]:
 def export_bank(model_folder: Union[str, Path], prompts: Sequence[str], output: Union[str, Path],
                 checkpoint_name: str = DEFAULT_CHECKPOINT, folds=None) -> Path:
     """Embed ``prompts`` and the texts a prediction needs besides, with the model's own text encoder."""
-    metadata = load_trained_model(model_folder, folds, checkpoint_name).metadata
-    training = [text for texts in metadata["text_prompts"].values() for text in texts]
+    spec = load_trained_model(model_folder, folds, checkpoint_name).spec
+    training = [text for texts in spec.text_prompts.values() for text in texts]
     taxonomy = [text for text, _ in taxonomy_entries(load_taxonomy())]
     texts = list(dict.fromkeys([*prompts, *training, *taxonomy]))
-    cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"])
-    return save_embedding_bank(output, texts, cache.embed(texts), metadata["text_encoder"],
-                               metadata["text_encoder_fingerprint"])
+    cache = PromptEmbeddingCache(spec.text_encoder, spec.text_encoder_fingerprint)
+    return save_embedding_bank(output, texts, cache.embed(texts), spec.text_encoder, spec.text_encoder_fingerprint)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -1,6 +1,6 @@
 """Grounding: answer a prompt whose meaning the taxonomy knows with the training labels it stands for.
 
-Resolution, first hit wins (texts compared normalised: lower case, words only):
+Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, words only):
   1. a training prompt of the model (canonical or synonym) -> that label;
   2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure;
      a conjunction whose parts all match so ('trachea and esophagus'; side words share the last part's noun:
@@ -32,13 +32,13 @@ exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 GROUNDING_MODES = ("auto", "text", "taxonomy")
@@ -48,11 +48,6 @@ LABEL, UNION, TEXT = "label", "union", "text"
 
 class GroundingError(ValueError):
     """``--grounding taxonomy`` and a prompt the taxonomy does not resolve to training labels."""
-
-
-def normalise(text: str) -> str:
-    """'Kidney_Left ' -> 'kidney left': the form in which exact matches are looked up."""
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def taxonomy_entries(taxonomy: Taxonomy) -> List[Tuple[str, str]]:
@@ -83,17 +78,17 @@ class PromptGrounder:
         self.label_order = {label: index for index, label in enumerate(label_names)}
         self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
                              if (twin := side_twin(label, label_names)) is not None}
-        self.training_prompt_labels = {normalise(text): label for label in label_names for text in text_prompts[label]}
+        self.training_prompt_labels = {prompt_identity(text): label for label in label_names for text in text_prompts[label]}
         self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
         self.exact_structures: Dict[str, str] = {}
         for structure in self.taxonomy.structures.values():
-            self.exact_structures.setdefault(normalise(structure.name), structure.name)
+            self.exact_structures.setdefault(prompt_identity(structure.name), structure.name)
         for text, structure in self.entries:
-            self.exact_structures.setdefault(normalise(text), structure)
+            self.exact_structures.setdefault(prompt_identity(text), structure)
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:
-            structure = label if label in self.taxonomy else self.exact_structures.get(normalise(self.canonical[label]))
+            structure = label if label in self.taxonomy else self.exact_structures.get(prompt_identity(self.canonical[label]))
             if structure is not None:
                 self.label_of_structure.setdefault(structure, label)
 
@@ -116,7 +111,7 @@ class PromptGrounder:
 
     # ---- resolution ----------------------------------------------------------------------------------------------
     def _exact(self, prompt: str) -> Optional[Grounding]:
-        key = normalise(prompt)
+        key = prompt_identity(prompt)
         if key in self.training_prompt_labels:
             label = self.training_prompt_labels[key]
             return self._labels(prompt, None, [label], f"training prompt of label {label}")
@@ -126,7 +121,7 @@ class PromptGrounder:
         return None
 
     def _conjunction(self, prompt: str) -> Optional[Grounding]:
-        parts = normalise(prompt).split(" and ")
+        parts = prompt_identity(prompt).split(" and ")
         if len(parts) < 2:
             return None
         noun = without_side(parts[-1])

@@ -48,11 +48,6 @@ class TrainedModel:
     spec: OpenVocabSpec
 
     @property
-    def metadata(self) -> dict:
-        """The spec as the checkpoint stores it (text encoder, fingerprint, labels, ``text_prompts``, connector)."""
-        return self.network.head.metadata
-
-    @property
     def canonical_prompts(self) -> List[str]:
         return self.spec.canonical_prompts
 

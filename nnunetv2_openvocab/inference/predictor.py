@@ -144,8 +144,8 @@ class OpenVocabPredictor:
                                              checkpoint_name: str = DEFAULT_CHECKPOINT) -> "OpenVocabPredictor":
         self._model = load_trained_model(model_folder, use_folds, checkpoint_name)
         self._model.network.to(self.device)
-        metadata = self._model.metadata
-        self._cache = PromptEmbeddingCache(metadata["text_encoder"], metadata["text_encoder_fingerprint"],
+        spec = self._model.spec
+        self._cache = PromptEmbeddingCache(spec.text_encoder, spec.text_encoder_fingerprint,
                                            self.embedding_cache_root)
         # the canonical prompts' embeddings as trained: no text encoder needed for them
         self._embeddings = dict(zip(self._model.canonical_prompts, self._model.network.head.default_embeddings.cpu()))
@@ -156,8 +156,8 @@ class OpenVocabPredictor:
         """Take every embedding not stored in the checkpoint from a bank (text/embedding_bank.py): the text encoder is
         then never loaded. Refuses a bank made with another encoder."""
         bank = load_embedding_bank(path)
-        metadata = self.model.metadata
-        bank.check_encoder(metadata["text_encoder_fingerprint"], metadata["text_encoder"])
+        spec = self.model.spec
+        bank.check_encoder(spec.text_encoder_fingerprint, spec.text_encoder)
         self._bank = bank
         return self
 
@@ -189,16 +189,16 @@ class OpenVocabPredictor:
         """How each prompt is answered (grounding), resolved once per prompt and predictor."""
         missing = [p for p in dict.fromkeys(prompts) if p not in self._groundings]
         if missing:
-            metadata = self.model.metadata
-            grounder = PromptGrounder(metadata["label_names"], metadata["text_prompts"], self.embed,
+            spec = self.model.spec
+            grounder = PromptGrounder(spec.label_names, spec.text_prompts, self.embed,
                                       match_threshold=self.grounding_threshold)
             self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
             self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
         return [self._groundings[p] for p in prompts]
 
     def prompt_report(self, prompts: Sequence[str], far_threshold: float = FAR_THRESHOLD) -> PromptReport:
-        metadata = self.model.metadata
-        return build_prompt_report(prompts, metadata["text_prompts"], self.embed, metadata["text_encoder"],
+        spec = self.model.spec
+        return build_prompt_report(prompts, spec.text_prompts, self.embed, spec.text_encoder,
                                    far_threshold=far_threshold, groundings=self.ground(prompts))
 
     # ---- one image ---------------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ class OpenVocabPredictor:
         return {"model_folder": str(model.folder), "trainer": model.trainer_name, "folds": list(model.folds),
                 "patch_size": list(model.configuration_manager.patch_size), "tile_step_size": self.tile_step_size,
                 "mirror_axes": list(model.mirror_axes) if (self.use_mirroring and model.mirror_axes) else None,
-                "device": str(self.device), "text_encoder": model.metadata["text_encoder"],
+                "device": str(self.device), "text_encoder": model.spec.text_encoder,
                 "grounding": self.grounding, "grounding_threshold": self.grounding_threshold,
                 "embedding_bank": str(self._bank.path) if self._bank is not None else None,
                 "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,

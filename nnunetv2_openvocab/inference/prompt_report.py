@@ -38,9 +38,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
-from nnunetv2_openvocab.inference.grounding import Grounding, normalise
+from nnunetv2_openvocab.inference.grounding import Grounding
 from nnunetv2_openvocab.inference.presence import PRESENT_CONFIDENCE, Presence
 from nnunetv2_openvocab.prompts.laterality import side_twin, sides
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -157,8 +158,8 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
     only when some prompt is not a training prompt. ``groundings``: one per prompt, shown beside it."""
     distant_threshold = max(distant_threshold, far_threshold)
     training = [(label, text) for label, texts in text_prompts.items() for text in texts]
-    seen = {normalise(text): (label, text) for label, text in training}
-    unseen = [p for p in prompts if normalise(p) not in seen]
+    seen = {prompt_identity(text): (label, text) for label, text in training}
+    unseen = [p for p in prompts if prompt_identity(p) not in seen]
     if unseen:
         query = torch.nn.functional.normalize(embed(unseen).float(), dim=-1)
         keys = torch.nn.functional.normalize(embed([text for _, text in training]).float(), dim=-1)
@@ -166,8 +167,8 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
     assessments = []
     for index, prompt in enumerate(prompts):
         grounding = groundings[index] if groundings is not None else None
-        if normalise(prompt) in seen:
-            label, text = seen[normalise(prompt)]
+        if prompt_identity(prompt) in seen:
+            label, text = seen[prompt_identity(prompt)]
             assessments.append(PromptAssessment(prompt, "seen", 1.0, [NearestLabel(label, text, 1.0)], [], grounding))
             continue
         ranked = _nearest_labels(similarities[prompt], training)

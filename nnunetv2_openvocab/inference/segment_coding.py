@@ -8,12 +8,12 @@ its label (the prompt) says what it is.
 """
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 from typing import Dict, Tuple
 
 from highdicom.sr import CodedConcept
 
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import Structure, load_taxonomy
 
 RADLEX = "RADLEX"
@@ -21,10 +21,6 @@ ANATOMICAL_STRUCTURE_CATEGORY = CodedConcept("123037004", "SCT", "Anatomical Str
 LESION_CATEGORY = CodedConcept("49755003", "SCT", "Morphologically Altered Structure")
 GENERIC_TYPE = CodedConcept("91723000", "SCT", "Anatomical Structure")
 LESION_TYPE = CodedConcept("52988006", "SCT", "Lesion")
-
-
-def _normalise(text: str) -> str:
-    return re.sub(r"[\s_]+", " ", text.strip().lower())
 
 
 @lru_cache(maxsize=1)
@@ -37,13 +33,13 @@ def _structures_by_text() -> Dict[str, Structure]:
         for structure in structures:
             for text in texts(structure):
                 if text:
-                    index.setdefault(_normalise(text), structure)
+                    index.setdefault(prompt_identity(text), structure)
     return index
 
 
 def segment_codes(prompt: str) -> Tuple[CodedConcept, CodedConcept]:
     """(segmented property category, segmented property type) for one prompt."""
-    structure = _structures_by_text().get(_normalise(prompt))
+    structure = _structures_by_text().get(prompt_identity(prompt))
     if structure is None:
         return ANATOMICAL_STRUCTURE_CATEGORY, GENERIC_TYPE
     if structure.radlex_id:

@@ -3,8 +3,9 @@ prediction and evaluation.
 
 * ``clean_prompt``: the prompt as used, without leading/trailing whitespace. It is what the model embeds,
   what the embedding cache is keyed by, and what reports print.
-* ``prompt_identity``: whitespace folded and lower-cased; two prompts with one identity are the same prompt
-  ("Left  Kidney" is "left kidney"): a prompt on two labels, a "seen" prompt in the report.
+* ``prompt_identity``: the lower-cased words (letters and digits of any script; punctuation and underscores
+  dropped); two prompts with one identity are the same prompt ("Left  Kidney", "kidney_left" and "kidney left,"
+  are one): a prompt on two labels, a "seen" prompt in the report, grounding's exact matches, DICOM-SEG codes.
 * ``prompt_slug`` / ``prompt_file_name``: the file-name form, ``<case>_<slug><ending>``; two prompts with
   one slug would overwrite each other's mask, so ``slug_collisions`` finds them.
 """
@@ -28,7 +29,7 @@ def clean_prompt(prompt: object) -> str:
 
 
 def prompt_identity(prompt: str) -> str:
-    return " ".join(prompt.lower().split())
+    return " ".join(re.findall(r"[^\W_]+", prompt.lower()))
 
 
 def prompt_slug(prompt: str) -> str:

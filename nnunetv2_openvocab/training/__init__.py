@@ -4,7 +4,9 @@ from nnunetv2_openvocab.training.nnUNetTrainerOpenVocab import nnUNetTrainerOpen
 from nnunetv2_openvocab.training.variants import (nnUNetTrainerOpenVocabCanonicalPrompts,
                                                   nnUNetTrainerOpenVocabCrossAttention,
                                                   nnUNetTrainerOpenVocabFrozenEncoder,
-                                                  nnUNetTrainerOpenVocabFrozenEncoderCrossAttention)
+                                                  nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts,
+                                                  nnUNetTrainerOpenVocabFrozenEncoderCrossAttention,
+                                                  nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts)
 
 __all__ = [
     "nnUNetTrainerOpenVocab",
@@ -12,5 +14,7 @@ __all__ = [
     "nnUNetTrainerOpenVocabCrossAttention",
     "nnUNetTrainerOpenVocabFrozenEncoderCrossAttention",
     "nnUNetTrainerOpenVocabCanonicalPrompts",
+    "nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts",
+    "nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts",
     "nnUNetTrainerOpenVocab_CPUShort",
 ]

@@ -5,6 +5,8 @@
 | nnUNetTrainerOpenVocabCrossAttention             | connector                    | cross-attention connector            |
 | nnUNetTrainerOpenVocabFrozenEncoderCrossAttention| (both of the above)          | Table VIII row 5                     |
 | nnUNetTrainerOpenVocabCanonicalPrompts           | training_prompts             | canonical prompt only (the paper's)  |
+| nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts | (locked + canonical)      | Table VIII row 6 as the paper ran it |
+| nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts | (row 5 + canonical) | row 5 as the paper ran it   |
 """
 from __future__ import annotations
 
@@ -65,3 +67,14 @@ class nnUNetTrainerOpenVocabCanonicalPrompts(nnUNetTrainerOpenVocab):
 
     def training_prompts(self, dataset_prompts: DatasetPrompts) -> DatasetPrompts:
         return dataset_prompts.canonical_only()
+
+
+class nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts(nnUNetTrainerOpenVocabCanonicalPrompts,
+                                                          nnUNetTrainerOpenVocabFrozenEncoder):
+    """The paper's model as published (Table VIII row 6, Tables II-VII): locked pretrained encoder, MLP connector,
+    each label prompted by its canonical prompt only."""
+
+
+class nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts(
+        nnUNetTrainerOpenVocabCanonicalPrompts, nnUNetTrainerOpenVocabFrozenEncoderCrossAttention):
+    """Table VIII row 5 as published: locked pretrained encoder, cross-attention connector, canonical prompts."""
