@@ -87,8 +87,10 @@ def seconds(function) -> float:
 
 def ratio_many_over_1(predictor: OpenVocabPredictor, image: Path, prompts: list, repeats: int) -> tuple:
     """Times of ``repeats`` runs with 1 and with all prompts, alternating, so that a drift in machine speed
-    (shared cores) affects both sides alike."""
+    (shared cores) affects both sides alike, after one untimed run (the first run in a process was up to 1.4x
+    slower)."""
     one, many = [], []
+    predictor.predict_single_image(image, prompts)  # untimed warm-up: grounding, allocator, lazy imports
     for _ in range(repeats):
         one.append(seconds(lambda: predictor.predict_single_image(image, prompts[:1])))
         many.append(seconds(lambda: predictor.predict_single_image(image, prompts)))

@@ -16,7 +16,8 @@ from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
 from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
-from nnunetv2_openvocab.inference.prompt_readout import FeatureReadout, LogitReadout, choose_readout
+from nnunetv2_openvocab.inference import prompt_readout
+from nnunetv2_openvocab.inference.prompt_readout import FeatureReadout, LogitReadout, cede_to_rivals, choose_readout
 from nnunetv2_openvocab.inference.sliding_window import SlidingWindow, mirror_combinations, tile_slicers
 from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
 
@@ -72,6 +73,34 @@ def test_blending_features_equals_blending_prompt_logits():
     assert isinstance(choose_readout(network, embeddings), FeatureReadout)  # 4 feature channels < 12 prompts
     assert isinstance(choose_readout(network, embeddings[:1]), LogitReadout)
     assert isinstance(choose_readout(network, embeddings, num_folds=2), LogitReadout)  # one query set per fold
+
+
+def test_ceding_reads_the_rivals_only_at_the_foreground(monkeypatch):
+    """cede_to_rivals gathers the rivals' logits at the query's foreground voxels, in chunks, from a padded
+    volume: the same as min(l, l - strongest rival) on the whole map there; background keeps its own logits."""
+    monkeypatch.setattr(prompt_readout, "VOXEL_CHUNK", 97)  # many chunks
+    torch.manual_seed(0)
+    network = _small_network(prompts=6)
+    embeddings = torch.randn(6, 16)
+    data = torch.randn(1, 30, 12, 21)  # 12 < the patch's 16: padded, so the unpadding offsets matter
+    window = SlidingWindow((16, 16, 16), 0.5, show_progress=False, accumulation_dtype=torch.float32)
+    for readout in (LogitReadout(network, embeddings), FeatureReadout(network, embeddings)):
+        padded, volume = window.start(data, readout.num_channels)
+        window.accumulate(volume, padded, readout.tile_function)
+        logits = torch.stack([readout.prompt_logits(volume, i) for i in range(6)])
+        shift = -float(logits.median())  # an untrained head's logits all sit below 0: centre them
+        if isinstance(readout, LogitReadout):
+            volume.sums += shift * volume.weights
+        else:
+            readout.biases = readout.biases + shift
+        logits = torch.stack([readout.prompt_logits(volume, i) for i in range(6)])
+        query = int((logits > 0).flatten(1).sum(1).argmax())  # the query with the most foreground
+        rivals = [i for i in range(6) if i != query]
+        own, strongest = logits[query], logits[rivals].amax(0)
+        foreground = own > 0
+        assert (foreground & (strongest > own)).any() and (foreground & (strongest < own)).any()
+        expected = torch.where(foreground, torch.minimum(own, own - strongest), own)
+        assert torch.allclose(cede_to_rivals(own.clone(), readout, volume, rivals), expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("in_shape, out_shape, network_spacing, original_spacing", [

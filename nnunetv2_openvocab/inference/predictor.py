@@ -47,7 +47,7 @@ from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
                                                       validate_prompts)
 from nnunetv2_openvocab.inference.presence import LogitSummary, Presence, presence
-from nnunetv2_openvocab.inference.prompt_readout import choose_readout
+from nnunetv2_openvocab.inference.prompt_readout import cede_to_rivals, choose_readout
 from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report, \
     write_prompt_report
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
@@ -265,8 +265,7 @@ class OpenVocabPredictor:
                 if query not in computed:
                     logits = readout.prompt_logits(volume, query_index[query])
                     if query in rivals:
-                        logits = torch.minimum(logits, logits - self._strongest(readout, volume,
-                                                                                [query_index[r] for r in rivals[query]]))
+                        cede_to_rivals(logits, readout, volume, [query_index[r] for r in rivals[query]])
                     computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
                                        geometry.probabilities(logits) if probabilities else None)
             parts = [computed[q] for q in grounding.queries]
@@ -278,14 +277,6 @@ class OpenVocabPredictor:
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]
-
-    @staticmethod
-    def _strongest(readout, volume: BlendedVolume, indices: Sequence[int]) -> torch.Tensor:
-        """Voxel-wise maximum of these queries' logits, one logit map in memory besides the result."""
-        strongest = readout.prompt_logits(volume, indices[0])
-        for index in indices[1:]:
-            strongest = torch.maximum(strongest, readout.prompt_logits(volume, index))
-        return strongest
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:

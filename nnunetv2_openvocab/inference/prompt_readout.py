@@ -7,10 +7,14 @@ blended logits (``FeatureReadout``): the sliding window's cost no longer grows w
 The cross-attention connector builds its queries from each tile's image tokens, and each fold of an ensemble
 has its own queries, so there the logits are blended per prompt (``LogitReadout``, float16 sums as in
 nnU-Net). ``choose_readout`` takes the smaller buffer where both are exact.
+
+``strongest_logits_at`` gives the highest of several queries' logits at chosen voxels only (a prompt's
+foreground, where grounding lets rival labels claim voxels), in chunks: its cost follows the voxels asked for,
+not the volume.
 """
 from __future__ import annotations
 
-from typing import Union
+from typing import Sequence, Tuple, Union
 
 import torch
 
@@ -37,6 +41,10 @@ class LogitReadout:
     def prompt_logits(self, volume: BlendedVolume, index: int) -> torch.Tensor:
         return volume.channel(index)
 
+    def strongest_logits_at(self, volume: BlendedVolume, indices: Sequence[int],
+                            voxels: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+        return torch.cat([volume.values_at(indices, chunk).amax(0) for chunk in voxel_chunks(voxels)])
+
 
 class FeatureReadout:
     """Blend the C full-resolution decoder features once; each prompt's logits are a weighted channel sum.
@@ -61,6 +69,21 @@ class FeatureReadout:
     def prompt_logits(self, volume: BlendedVolume, index: int) -> torch.Tensor:
         return volume.weighted_channel_sum(self.queries[index]) + float(self.biases[index])
 
+    def strongest_logits_at(self, volume: BlendedVolume, indices: Sequence[int],
+                            voxels: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+        queries, biases = self.queries[list(indices)], self.biases[list(indices)]
+        channels = range(self.num_channels)
+        return torch.cat([(queries @ volume.values_at(channels, chunk) + biases[:, None]).amax(0)
+                          for chunk in voxel_chunks(voxels)])
+
+
+VOXEL_CHUNK = 1 << 18  # voxels gathered at once: C x 2^18 float32 = 32 MB for 32 feature channels
+
+
+def voxel_chunks(voxels: Tuple[torch.Tensor, ...]):
+    for start in range(0, len(voxels[0]), VOXEL_CHUNK):
+        yield tuple(index[start:start + VOXEL_CHUNK] for index in voxels)
+
 
 def choose_readout(network: OpenVocabSTUNet, embeddings: torch.Tensor,
                    num_folds: int = 1) -> Union[LogitReadout, FeatureReadout]:
@@ -72,3 +95,15 @@ def choose_readout(network: OpenVocabSTUNet, embeddings: torch.Tensor,
     if one_query_set and feature_bytes < logit_bytes:
         return FeatureReadout(network, embeddings)
     return LogitReadout(network, embeddings)
+
+
+def cede_to_rivals(logits: torch.Tensor, readout: Union[LogitReadout, FeatureReadout], volume: BlendedVolume,
+                   rival_indices: Sequence[int]) -> torch.Tensor:
+    """Lower, in place, the query's foreground logits l by its strongest rival's s: min(l, l - s), so a voxel a
+    rival scores higher becomes background (as nnU-Net's argmax would decide between them); voxels already
+    background keep their own logits."""
+    voxels = (logits > 0).nonzero(as_tuple=True)
+    if len(voxels[0]):
+        own = logits[voxels]
+        logits[voxels] = torch.minimum(own, own - readout.strongest_logits_at(volume, rival_indices, voxels))
+    return logits

@@ -56,6 +56,13 @@ class BlendedVolume:
         """(*S) float32 blended map of one channel, padding removed."""
         return (self.sums[index].float() / self.weights)[self.unpad]
 
+    def values_at(self, channels: Sequence[int], voxels: Tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """(len(channels), N) float32 blended values at N voxels of the unpadded grid (``voxels``: one index
+        tensor per axis, as ``nonzero(as_tuple=True)`` gives); gathers only those voxels."""
+        padded = [index + int(axis.start) for index, axis in zip(voxels, self.unpad)]
+        rows = torch.as_tensor(list(channels), device=self.sums.device)[:, None]
+        return self.sums[(rows, *(index[None] for index in padded))].float() / self.weights[tuple(padded)]
+
     def weighted_channel_sum(self, coefficients: torch.Tensor) -> torch.Tensor:
         """(*S) float32 ``sum_k coefficients[k] * channel(k)``, built one channel at a time."""
         total = torch.zeros(self.weights.shape, dtype=torch.float32, device=self.weights.device)
