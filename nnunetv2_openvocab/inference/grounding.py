@@ -78,7 +78,8 @@ class PromptGrounder:
         self.label_order = {label: index for index, label in enumerate(label_names)}
         self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
                              if (twin := side_twin(label, label_names)) is not None}
-        self.training_prompt_labels = {prompt_identity(text): label for label in label_names for text in text_prompts[label]}
+        self.training_prompt_labels = {prompt_identity(text): label for label in label_names
+                                       for text in text_prompts[label]}
         self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
         self.exact_structures: Dict[str, str] = {}
         for structure in self.taxonomy.structures.values():
@@ -88,7 +89,8 @@ class PromptGrounder:
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:
-            structure = label if label in self.taxonomy else self.exact_structures.get(prompt_identity(self.canonical[label]))
+            structure = (label if label in self.taxonomy
+                         else self.exact_structures.get(prompt_identity(self.canonical[label])))
             if structure is not None:
                 self.label_of_structure.setdefault(structure, label)
 
@@ -164,7 +166,8 @@ class PromptGrounder:
         labels = [self.label_of_structure[s] for s in
                   self.taxonomy.resolve_to_labels(structure, self.label_of_structure)]
         if not labels:
-            disjoint = [label for s, label in self.label_of_structure.items() if not self.taxonomy.can_overlap(structure, s)]
+            disjoint = [label for learnt, label in self.label_of_structure.items()
+                        if not self.taxonomy.can_overlap(structure, learnt)]
             disjoint.sort(key=self.label_order.__getitem__)
             cedes = f"; cedes voxels where {', '.join(disjoint)} score higher" if disjoint else ""
             return Grounding(prompt, TEXT, (), (prompt,), structure,
