@@ -14,7 +14,7 @@ from scipy.ndimage import gaussian_filter
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
-from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler
+from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler, positive_boxes
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.inference import prompt_readout
 from nnunetv2_openvocab.inference.prompt_readout import FeatureReadout, LogitReadout, cede_to_rivals, choose_readout
@@ -117,6 +117,25 @@ def test_fast_threshold_resampling_equals_nnunet_resampling(in_shape, out_shape,
     found = SeparableThresholdResampler(in_shape, out_shape, orders)(torch.from_numpy(logits).float())
     assert expected.sum() > 0 and np.array_equal(found, expected)
 
+
+
+def test_scattered_positives_get_separate_boxes_and_the_same_mask():
+    """An unlearnt prompt's few stray voxels lie far apart: each group gets its own box, and the mask still equals
+    nnU-Net's resampling."""
+    in_shape, out_shape = (30, 34, 40), (90, 101, 121)
+    logits = np.full(in_shape, -3.7)  # values whose interpolation never lands on 0 exactly (no rounding ties)
+    logits[(1, 28, 2, 27), (1, 2, 31, 30), (1, 37, 3, 36)] = 3.1  # single voxels near four corners
+    logits[10:16, 5:12, 20:30] = 2.3  # and one organ-like block
+    boxes = positive_boxes(logits > 0)
+    covered = np.zeros(in_shape, dtype=bool)
+    for low, high in boxes:
+        covered[tuple(slice(a, b + 1) for a, b in zip(low, high))] = True
+    assert len(boxes) == 5 and covered[logits > 0].all() and covered.sum() == 4 + 6 * 7 * 10
+    expected = resample_data_or_seg_to_shape(logits[None], out_shape, (3, 3, 3), (1, 1, 1), is_seg=False, order=1,
+                                             order_z=0, force_separate_z=None)[0] > 0
+    found = SeparableThresholdResampler(in_shape, out_shape, [1, 1, 1])(torch.from_numpy(logits).float())
+    assert np.array_equal(found, expected)
+    assert positive_boxes(np.zeros(in_shape, dtype=bool)) == []
 
 def test_combined_label_map_keeps_first_prompt_and_counts_overlaps():
     combined = CombinedLabelMap((4, 4, 4), ["kidney", "left kidney", "liver"])

@@ -259,7 +259,7 @@ class OpenVocabPredictor:
                                     volume.weights[volume.unpad].shape)
         query_index = {q: i for i, q in enumerate(queries)}
         last_use = {q: i for i, g in enumerate(groundings) for q in g.queries}
-        computed: Dict[str, Tuple[np.ndarray, LogitSummary, Optional[np.ndarray]]] = {}
+        computed: Dict[str, Tuple[Tuple[np.ndarray, int], LogitSummary, Optional[np.ndarray]]] = {}
         for index, grounding in enumerate(groundings):
             for query in grounding.queries:
                 if query not in computed:
@@ -269,11 +269,13 @@ class OpenVocabPredictor:
                     computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
                                        geometry.probabilities(logits) if probabilities else None)
             parts = [computed[q] for q in grounding.queries]
-            mask = parts[0][0] if len(parts) == 1 else np.logical_or.reduce([m for m, _, _ in parts]).astype(np.uint8)
-            probability = (None if not probabilities else parts[0][2] if len(parts) == 1
-                           else np.maximum.reduce([p for _, _, p in parts]))
-            yield PromptAnswer(index, mask, presence(int(np.count_nonzero(mask)), [s for _, s, _ in parts]),
-                               probability)
+            if len(parts) == 1:
+                (mask, voxels), probability = parts[0][0], parts[0][2]
+            else:
+                mask = np.logical_or.reduce([m for (m, _), _, _ in parts]).astype(np.uint8)
+                voxels = int(np.count_nonzero(mask))
+                probability = np.maximum.reduce([p for _, _, p in parts]) if probabilities else None
+            yield PromptAnswer(index, mask, presence(voxels, [s for _, s, _ in parts]), probability)
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]
