@@ -133,8 +133,9 @@ def test_scattered_positives_get_separate_boxes_and_the_same_mask():
     assert len(boxes) == 5 and covered[logits > 0].all() and covered.sum() == 4 + 6 * 7 * 10
     expected = resample_data_or_seg_to_shape(logits[None], out_shape, (3, 3, 3), (1, 1, 1), is_seg=False, order=1,
                                              order_z=0, force_separate_z=None)[0] > 0
-    found = SeparableThresholdResampler(in_shape, out_shape, [1, 1, 1])(torch.from_numpy(logits).float())
-    assert np.array_equal(found, expected)
+    found = np.zeros(out_shape, dtype=np.uint8)
+    voxels = SeparableThresholdResampler(in_shape, out_shape, [1, 1, 1]).fill(torch.from_numpy(logits).float(), found)
+    assert np.array_equal(found, expected) and voxels == expected.sum()  # the count the boxes report is the mask's
     assert positive_boxes(np.zeros(in_shape, dtype=bool)) == []
 
 def test_combined_label_map_keeps_first_prompt_and_counts_overlaps():
