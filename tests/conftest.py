@@ -93,12 +93,22 @@ class TrainedModel:
 
 @pytest.fixture(scope="session")
 def trained_openvocab_model(tmp_path_factory) -> TrainedModel:
-    """A width-8 STUNet OpenVocab model trained ~5 CPU minutes on the real example CT (fold 'all')."""
-    folders = make_nnunet_folders(tmp_path_factory.mktemp("trained_model"))
+    """A width-8 STUNet OpenVocab model trained ~5 CPU minutes on the real example CT (fold 'all').
+
+    ``OPENVOCAB_TEST_MODEL_DIR`` (developers only; CI leaves it unset) keeps the model in that folder and reuses it
+    when a finished checkpoint is already there, so parallel work on one machine trains it once."""
+    reuse_root = os.environ.get("OPENVOCAB_TEST_MODEL_DIR")
+    root = Path(reuse_root) if reuse_root else tmp_path_factory.mktemp("trained_model")
+    folders = make_nnunet_folders(root)
+    model_folder = (folders.results / f"Dataset{LEARNING_DATASET_ID:03d}_OpenVocabExample"
+                    / f"{LEARNING_TRAINER}__{LEARNING_PLANS}__3d_fullres")
+    if reuse_root and (model_folder / "fold_all" / "checkpoint_final.pth").is_file():
+        dataset_folder = folders.raw / model_folder.parent.name
+        return TrainedModel(folders, dataset_folder, model_folder, list(DEFAULT_STRUCTURES))
     dataset_folder = build_example_dataset(folders.raw, LEARNING_DATASET_ID)
     folders.run("nnUNetv2_openvocab_plan_and_preprocess", "-d", str(LEARNING_DATASET_ID), "--stunet", "B", "--width", "8", "--text-encoder", "minilm",
                 "--patch-size", *PATCH_SIZE, "-np", "2", "--no_pbar")
     folders.run("nnUNetv2_train", str(LEARNING_DATASET_ID), "3d_fullres", "all", "-tr", LEARNING_TRAINER,
                 "-p", LEARNING_PLANS, "-device", "cpu", timeout=1500)
-    model_folder = (folders.results / dataset_folder.name / f"{LEARNING_TRAINER}__{LEARNING_PLANS}__3d_fullres")
+    assert model_folder.parent.name == dataset_folder.name, dataset_folder
     return TrainedModel(folders, dataset_folder, model_folder, list(DEFAULT_STRUCTURES))
