@@ -27,7 +27,7 @@ import torch
 
 from bench_inference import benchmark_prompts, checkpoint_name, seconds
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
-from dataset_conversion.unseen_sets import load_unseen_set
+from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, EXAMPLE_CT, EXAMPLE_SEGMENTATION, remap_labels
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 

@@ -40,7 +40,7 @@ import SimpleITK as sitk
 import torch
 
 from nnunetv2_openvocab.example_dataset import CLASS_MAP, EXAMPLE_CT
-from nnunetv2_openvocab.inference.case_outputs import CaseOutputWriter, OutputOptions
+from nnunetv2_openvocab.inference.outputs.case_outputs import CaseOutputWriter, OutputOptions
 from nnunetv2_openvocab.inference.input_images import find_cases, read_case
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.inference.sliding_window import SlidingWindow

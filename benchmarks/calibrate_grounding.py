@@ -18,12 +18,13 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 
 from dataset_conversion.label_tables import load_label_table
-from dataset_conversion.unseen_sets import load_unseen_set
+from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.inference.grounding import PromptGrounder, normalise
+from nnunetv2_openvocab.prompts.grounding import PromptGrounder, normalise
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 
 TOTALSEGMENTATOR_SETS = ("totalsegmentator_merged", "totalsegmentator_synonyms", "totalsegmentator_taxonomy")
 NEGATIVES = ("banana", "car engine", "a photo of a cat", "kitchen table", "hello world", "the weather today",
@@ -56,9 +57,10 @@ def main() -> None:
     taxonomy = load_taxonomy()
     results = []
     totalseg = list(load_label_table("totalsegmentator_v2").labels)
-    grounders = {"example": PromptGrounder(list(DEFAULT_STRUCTURES), example_prompts(), embed, taxonomy),
-                 "totalsegmentator": PromptGrounder(totalseg, {n: taxonomy.prompts_for(n) for n in totalseg}, embed,
-                                                    taxonomy)}
+    example_training = TrainingPrompts.from_mapping(example_prompts(), DEFAULT_STRUCTURES)
+    totalseg_training = TrainingPrompts.from_mapping({n: taxonomy.prompts_for(n) for n in totalseg})
+    grounders = {"example": PromptGrounder(example_training, embed, taxonomy),
+                 "totalsegmentator": PromptGrounder(totalseg_training, embed, taxonomy)}
     sets: Dict[str, dict] = {"example": load_unseen_set("example")}
     sets.update((name, load_unseen_set(name)) for name in TOTALSEGMENTATOR_SETS)
     for name, content in sets.items():

@@ -5,9 +5,9 @@
   inference grounds prompts with it.
 - ``label_tables`` (data/label_tables/*.json): per-dataset native layout and label values.
 - ``case_conversion``, ``converter``, ``discovery``, ``volume_checks``, ``problems``: the shared, resumable
-  conversion framework; ``converters/``: one module per source dataset; ``convert_entry``: the CLI.
-- ``merge``, ``label_harmonisation``, ``merge_entry``: partially labelled merged datasets.
-- ``unseen_sets`` (data/unseen_prompts/*.json): unseen-prompt sets for the evaluation.
+  conversion framework; ``converters/``: one module per source dataset; ``registry``: the converters by name (the CLI is nnunetv2_openvocab/commands/convert.py).
+- ``merge``, ``label_harmonisation``: partially labelled merged datasets (CLI: nnunetv2_openvocab/commands/merge.py).
+- ``unseen_sets``: generates the unseen-prompt sets shipped in nnunetv2_openvocab/data/unseen_prompts.
 """
 from pathlib import Path
 

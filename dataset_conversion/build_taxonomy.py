@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from nnunetv2_openvocab.prompts.laterality import side_of, sides, without_side
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import DEFAULT_TAXONOMY_PATH
 from dataset_conversion import DATA_DIR
 
@@ -207,7 +208,7 @@ class TaxonomyBuilder:
         owner: Dict[str, str] = {}
         for s in structures:
             for prompt in [s["default_prompt"], *s["synonyms"]]:
-                other = owner.setdefault(prompt.lower(), s["name"])
+                other = owner.setdefault(prompt_identity(prompt), s["name"])
                 if other != s["name"]:
                     raise ValueError(f"Training prompt {prompt!r} belongs to both {other!r} and {s['name']!r}; "
                                      f"remove it from one of them in {OVERRIDES_PATH} (exclude_synonyms).")
@@ -221,9 +222,9 @@ class TaxonomyBuilder:
                                  f"(found {s['organ']!r}); set it in {OVERRIDES_PATH}.")
         for s in structures:
             for prompt in s["eval_synonyms"]:
-                if prompt.lower() in owner:
+                if prompt_identity(prompt) in owner:
                     raise ValueError(f"Held-out synonym {prompt!r} of {s['name']!r} is also a training prompt of "
-                                     f"{owner[prompt.lower()]!r}; exclude it there in {OVERRIDES_PATH}.")
+                                     f"{owner[prompt_identity(prompt)]!r}; exclude it there in {OVERRIDES_PATH}.")
 
 
 def build_taxonomy(radlex_path: Path, class_map_path: Path, overrides_path: Path = OVERRIDES_PATH) -> dict:

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Optional, Sequence
+
+from nnunetv2.configuration import default_num_processes
 
 from dataset_conversion.case_conversion import REPORT_NAME, TRAIN, Case, ConversionJob, run_conversion
 from dataset_conversion.dataset_json import build_dataset_json, write_dataset_json
@@ -15,11 +16,6 @@ logger = logging.getLogger(__name__)
 
 # Bump when the per-case output format changes, so resumed runs redo cases converted by an older version.
 CONVERTER_VERSION = "1"
-
-
-def default_num_processes() -> int:
-    """nnU-Net's ``nnUNet_def_n_proc`` when set, else every CPU core."""
-    return int(os.environ.get("nnUNet_def_n_proc") or os.cpu_count() or 1)
 
 
 def table_fingerprint(table: LabelTable) -> str:
@@ -40,7 +36,7 @@ def convert_dataset(table: LabelTable, cases: Sequence[Case], output_folder: Pat
     job = ConversionJob(output_folder=output_folder, allowed_values=table.allowed_values,
                         label_table_path=table.path, fingerprint=table_fingerprint(table),
                         structure_values=structure_values)
-    results = run_conversion(cases, job, num_processes or default_num_processes(), title=f"Converting {table.dataset}")
+    results = run_conversion(cases, job, num_processes or default_num_processes, title=f"Converting {table.dataset}")
     num_training = sum(r.converted and r.split == TRAIN for r in results)
     if num_training == 0:
         raise RuntimeError(f"No {table.dataset} training case could be converted; see {output_folder / REPORT_NAME}.")

@@ -18,6 +18,15 @@ from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, TEX
 FILE_ENDING = ".nii.gz"
 
 
+def nnunet_raw_folder() -> Path:
+    """$nnUNet_raw, read through nnU-Net's own paths module."""
+    from nnunetv2.paths import nnUNet_raw
+
+    if not nnUNet_raw:
+        raise ValueError("nnUNet_raw is not set; export nnUNet_raw=/path/to/nnUNet_raw or pass -o.")
+    return Path(nnUNet_raw)
+
+
 def dataset_folder(output_root: Path, dataset_id: int, name: str) -> Path:
     """``<root>/DatasetXXX_<name>``; refuses an id already used by a differently named dataset."""
     if not 0 < dataset_id < 1000:

@@ -21,15 +21,17 @@ from functools import partial
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
+from nnunetv2.configuration import default_num_processes
+
 from dataset_conversion.case_conversion import CHANNEL_SUFFIX, FILE_ENDING, remove_stale_temporaries
-from dataset_conversion.converter import default_num_processes
-from dataset_conversion.dataset_json import build_dataset_json, write_dataset_json
+from dataset_conversion.dataset_json import build_dataset_json, dataset_folder, nnunet_raw_folder, write_dataset_json
 from dataset_conversion.label_harmonisation import compatible_pairs, harmonise
 from dataset_conversion.merge_cases import STATE_DIR, MergeJob, extra_classes, merge_case, merge_crashed
-from dataset_conversion.merge_sources import SourceDataset, load_source, plan_merged_cases, scan_fingerprints
+from dataset_conversion.merge_sources import (SourceDataset, find_dataset_folder, load_source, plan_merged_cases,
+                                             scan_fingerprints)
 from dataset_conversion.parallel import run_parallel
 from dataset_conversion.problems import Problem, write_problem_report
-from nnunetv2_openvocab.prompts.dataset_prompts import TEXT_PROMPTS_KEY
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -51,8 +53,9 @@ def merged_text_prompts(names: Sequence[str], sources: Sequence[SourceDataset],
         if name in taxonomy:
             prompts[name] = taxonomy.prompts_for(name)
             continue
-        own = [s.dataset_json.get(TEXT_PROMPTS_KEY, {}).get(name) for s in sources]
-        prompts[name] = next((p for p in own if p), [name.replace("_", " ")])
+        own = [TrainingPrompts.from_dataset_json(s.dataset_json, skip_unprompted=True).prompts_by_label.get(name)
+               for s in sources]
+        prompts[name] = list(next((p for p in own if p), [name.replace("_", " ")]))
     return prompts
 
 
@@ -96,7 +99,7 @@ def merge_datasets(source_folders: Sequence[Tuple[int, Path]], output_folder: Pa
                    num_processes: Optional[int] = None, taxonomy: Optional[Taxonomy] = None) -> Path:
     """Merge ``[(dataset id, folder), ...]`` (order = priority) into ``output_folder``; return its dataset.json."""
     taxonomy = taxonomy or load_taxonomy()
-    num_processes = num_processes or default_num_processes()
+    num_processes = num_processes or default_num_processes
     sources = [load_source(folder, dataset_id) for dataset_id, folder in source_folders]
     output_folder = Path(output_folder)
     output_folder.mkdir(parents=True, exist_ok=True)
@@ -138,3 +141,13 @@ def merge_datasets(source_folders: Sequence[Tuple[int, Path]], output_folder: Pa
     logger.info("Merged %d cases (%d partially labelled, %d duplicate groups) into %s.", len(done),
                 len(partial_cases), len(duplicate_groups), output_folder)
     return path
+
+
+def merge_by_ids(dataset_ids: Sequence[int], new_id: int, name: str = "Merged", num_processes: Optional[int] = None,
+                 raw_root: Optional[Path] = None) -> Path:
+    """Plain-function form of the command (for notebooks); returns the merged dataset.json path."""
+    if len(set(dataset_ids)) != len(dataset_ids) or new_id in dataset_ids:
+        raise ValueError(f"Source ids {list(dataset_ids)} must be distinct and differ from the new id {new_id}.")
+    raw_root = Path(raw_root) if raw_root else nnunet_raw_folder()
+    sources = [(i, find_dataset_folder(raw_root, i)) for i in dataset_ids]
+    return merge_datasets(sources, dataset_folder(raw_root, new_id, name), num_processes)

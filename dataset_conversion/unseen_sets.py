@@ -1,21 +1,10 @@
-"""Unseen-prompt sets generated from the taxonomy, for ``nnUNetv2_openvocab_eval_unseen``.
-
-File format (data/unseen_prompts/<name>.json)::
-
-    {"name": "totalsegmentator_merged", "description": "...", "prompts": [
-      {"prompt": "left lung", "targets": ["lung_upper_lobe_left", "lung_lower_lobe_left"], "kind": "merged"},
-      {"prompt": "hepatic system", "targets": ["liver"], "kind": "synonym"}]}
-
-``targets`` are label names of the dataset.json ``labels``; the ground truth of a prompt is their union.
-``kind`` is "merged" (the prompt names a group of several training labels, e.g. lung lobes -> left lung) or
-"synonym" (a held-out synonym, taxonomy ``eval_synonyms``, of a structure). No prompt is a training prompt of its
-targets; prompts that cannot be resolved on the given labels (no label below the structure) or that are training
-prompts are left out and named in the description.
+"""Generates the unseen-prompt sets shipped in nnunetv2_openvocab/data/unseen_prompts (format and loader:
+``nnunetv2_openvocab.prompts.unseen_sets``) from the taxonomy.
 
 Sets come from two sources: the hand-picked specs of data/unseen_prompt_specs.json (the paper's Tables VI and VII)
-and :func:`taxonomy_unseen_set`, which lists every group and held-out synonym the taxonomy can resolve.
-Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``. ``example.json`` (the demo
-dataset's labels) is written by hand. ``load_unseen_set`` is the one loader of every shipped set.
+and :func:`taxonomy_unseen_set`, which lists every group and held-out synonym the taxonomy can resolve. Prompts that
+cannot be resolved on the given labels (no label below the structure) or that are training prompts are left out
+and named in the description. Regenerate the shipped files with ``python -m dataset_conversion.unseen_sets``.
 """
 from __future__ import annotations
 
@@ -23,28 +12,27 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion import DATA_DIR
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
+from nnunetv2_openvocab.prompts.unseen_sets import MERGED, SYNONYM, UNSEEN_DIR
 
 logger = logging.getLogger(__name__)
 
 SPECS_PATH = DATA_DIR / "unseen_prompt_specs.json"
-UNSEEN_DIR = DATA_DIR / "unseen_prompts"
-MERGED = "merged"
-SYNONYM = "synonym"
 
 
-def training_prompts(label_names: Iterable[str], taxonomy: Taxonomy) -> Dict[str, str]:
-    """{prompt (lower case): label} of every training prompt of the labels (taxonomy prompts)."""
-    return {p.lower(): name for name in label_names if name in taxonomy for p in taxonomy.prompts_for(name)}
+def training_prompts(label_names: Iterable[str], taxonomy: Taxonomy) -> TrainingPrompts:
+    """The training prompts the converters give these labels (taxonomy prompts)."""
+    return TrainingPrompts.from_mapping({name: taxonomy.prompts_for(name) for name in label_names if name in taxonomy})
 
 
 def resolve_prompt(prompt: str, structures: Sequence[str], label_names: Sequence[str], taxonomy: Taxonomy,
-                   seen: Mapping[str, str]) -> Tuple[List[str], Optional[str]]:
+                   seen: TrainingPrompts) -> Tuple[List[str], Optional[str]]:
     """(targets, reason it is left out or None): the union of the structures' labels, if unseen and resolvable."""
     targets: Dict[str, None] = {}
     for structure in structures:
@@ -52,8 +40,8 @@ def resolve_prompt(prompt: str, structures: Sequence[str], label_names: Sequence
         if not found:
             return [], f"'{prompt}' (no label under {structure})"
         targets.update(dict.fromkeys(found))
-    if prompt.lower() in seen:
-        return [], f"'{prompt}' (training prompt of {seen[prompt.lower()]})"
+    if seen.is_seen(prompt):
+        return [], f"'{prompt}' (training prompt of {seen.seen_label(prompt)})"
     return list(targets), None
 
 
@@ -98,14 +86,6 @@ def taxonomy_unseen_set(name: str, label_names: Sequence[str], taxonomy: Optiona
     return unseen
 
 
-def load_unseen_set(name: str, folder: Path = UNSEEN_DIR) -> dict:
-    path = Path(folder) / f"{name}.json"
-    if not path.is_file():
-        available = sorted(p.stem for p in Path(folder).glob("*.json"))
-        raise FileNotFoundError(f"No unseen-prompt set {path}; available: {available}.")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def shipped_sets(taxonomy: Optional[Taxonomy] = None) -> List[dict]:
     """The sets shipped in data/unseen_prompts/: the paper tables plus the full taxonomy set, on TotalSegmentator v2."""
     taxonomy = taxonomy or load_taxonomy()
@@ -119,7 +99,7 @@ def shipped_sets(taxonomy: Optional[Taxonomy] = None) -> List[dict]:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description="Regenerate the unseen-prompt sets in "
-                                                 "dataset_conversion/data/unseen_prompts/ from the taxonomy.",
+                                                 "nnunetv2_openvocab/data/unseen_prompts/ from the taxonomy.",
                                      epilog="Example: python -m dataset_conversion.unseen_sets -o /tmp/unseen")
     parser.add_argument("-o", "--output", type=Path, default=UNSEEN_DIR)
     args = parser.parse_args(argv)

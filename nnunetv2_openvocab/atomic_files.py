@@ -54,11 +54,6 @@ def extension(name: str) -> str:
     return Path(name).suffix
 
 
-def temporary_name_fits(name: str) -> bool:
-    """Whether ``name`` and its temporary name both fit the file-name limit (in UTF-8 bytes)."""
-    return len(name.encode("utf-8")) + TEMPORARY_NAME_OVERHEAD <= MAX_FILE_NAME_BYTES
-
-
 def _temporary_pattern(destination: Path) -> re.Pattern:
     ending = extension(destination.name)
     stem = destination.name[: len(destination.name) - len(ending)]

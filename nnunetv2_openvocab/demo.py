@@ -1,4 +1,4 @@
-"""``nnUNetv2_openvocab_demo``: the whole pipeline on the bundled real CT, on CPU, in a bounded time.
+"""The demo (``nnUNetv2_openvocab_demo``): the whole pipeline on the bundled real CT, on CPU, in a bounded time.
 
 Steps (each one is skipped when its result exists, so an interrupted demo resumes where it stopped):
   1. dataset: the bundled TotalSegmentator CT (Apache-2.0, data/ATTRIBUTION.md) as a 3-case nnU-Net dataset
@@ -8,7 +8,7 @@ Steps (each one is skipped when its result exists, so an interrupted demo resume
      the result does not depend on how busy the machine is; progress is echoed with an ETA; ``--minutes`` is an
      optional cap (the best checkpoint so far is then used); an interrupted training continues (``--c``);
   4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
-     (``dataset_conversion/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
+     (``nnunetv2_openvocab/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
   5. evaluation: Dice and NSD per prompt (``evaluate_folder``), printed beside the values recorded for the
      reference run (data/demo_reference.json, also in benchmarks/RESULTS.md).
 The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
@@ -16,7 +16,6 @@ not how it generalises to other patients.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -24,21 +23,22 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 import torch
 
-from dataset_conversion.unseen_sets import load_unseen_set
+from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables, percent
 from nnunetv2_openvocab.example_dataset import build_example_dataset
-from nnunetv2_openvocab.inference.case_outputs import OutputOptions
-from nnunetv2_openvocab.inference.predict_entry import run_prediction
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
+from nnunetv2_openvocab.inference.outputs.case_outputs import OutputOptions
+from nnunetv2_openvocab.inference.run_prediction import run_prediction
 from nnunetv2_openvocab.trainer_discovery import ext_trainer_value
 from nnunetv2_openvocab.training.cpu_variants import nnUNetTrainerOpenVocab_CPUShort
+from nnunetv2_openvocab.constants import DEFAULT_STEP_SIZE
 
 DATASET_ID, DATASET_NAME = 990, "Dataset990_OpenVocabExample"
 TRAINER, PLANS, CONFIGURATION = "nnUNetTrainerOpenVocab_CPUShort", "nnUNetPlans_STUNetB_width8", "3d_fullres"
@@ -47,14 +47,6 @@ DEMO_CASE = "example_000"  # the full scan; the other two cases are slabs of it
 PROGRESS_WORDS = ("train_loss", "Pseudo dice", "Training done")
 EPOCH_TIME = re.compile(r"Epoch time: (?P<seconds>[0-9.]+) s")
 REFERENCE_FILE = Path(__file__).parent / "data" / "demo_reference.json"
-
-EPILOG = """\
-example:
-  nnUNetv2_openvocab_demo --output openvocab_demo
-  nnUNetv2_openvocab_demo --output openvocab_demo --minutes 20   # stop training after 20 minutes at the latest
-  # then open openvocab_demo/predictions/previews/example_000.png and openvocab_demo/metrics/summary.md
-"""
-
 
 class DemoError(RuntimeError):
     pass
@@ -189,15 +181,15 @@ def checkpoint_to_use(model_folder: Path) -> str:
 
 def demo_prompt_set(dataset_json: dict) -> dict:
     """Training prompts (one per label) plus the unseen example set, with the labels each one targets."""
-    seen = [{"prompt": dataset_json["text_prompts"][label][0], "targets": [label], "kind": "seen"}
-            for label in dataset_json["text_prompts"]]
+    seen = [{"prompt": label.canonical_prompt, "targets": [label.name], "kind": "seen"}
+            for label in TrainingPrompts.from_dataset_json(dataset_json).labels]
     unseen = load_unseen_set("example")["prompts"]
     return {"name": "demo", "description": "training prompts (seen) and prompts never used in training",
             "prompts": seen + unseen}
 
 
 def run_demo(output_folder: Path, minutes: Optional[float] = None, device: Optional[torch.device] = None,
-             model_folder: Optional[Path] = None, step_size: float = 0.5) -> Dict[str, Path]:
+             model_folder: Optional[Path] = None, step_size: float = DEFAULT_STEP_SIZE) -> Dict[str, Path]:
     """Run the demo; ``model_folder`` reuses an already trained model of the example dataset (skips training).
     Returns the paths of the main outputs."""
     root = Path(output_folder).resolve()
@@ -245,23 +237,3 @@ def reference_comparison(summary: dict) -> str:
         lines.append(f"| {prompt['prompt']} | {percent(mean['dice'])} | {percent(recorded.get('dice'))} | "
                      f"{percent(mean['nsd'])} | {percent(recorded.get('nsd'))} |")
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_demo", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     description="Build a dataset from the bundled real CT, train a small "
-                                                 "open-vocabulary model on CPU, predict seen and unseen prompts, "
-                                                 "and evaluate them.")
-    parser.add_argument("--output", default="openvocab_demo", help="demo folder (default %(default)s)")
-    parser.add_argument("--minutes", type=float, default=None,
-                        help="optional cap on training time; by default training runs its fixed 750 iterations, "
-                             "so that the result does not depend on machine load")
-    parser.add_argument("--model-folder", default=None,
-                        help="reuse a model trained on the example dataset instead of training one")
-    args = parser.parse_args(argv)
-    try:
-        run_demo(Path(args.output), args.minutes, torch.device("cpu"),
-                 Path(args.model_folder) if args.model_folder else None)
-    except DemoError as error:
-        sys.exit(f"nnUNetv2_openvocab_demo: error: {error}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Mapping, Optional, Tuple
 
-from nnunetv2_openvocab.prompts.dataset_prompts import BACKGROUND
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts, foreground_label_names
 
 PLANS_KEY = "openvocab"
 DEFAULT_CONNECTOR = "mlp"
@@ -87,12 +87,17 @@ class OpenVocabSpec:
         return replace(self, text_prompts={name: tuple(p) for name, p in text_prompts.items()})
 
     @property
+    def training_prompts(self) -> TrainingPrompts:
+        """The checkpoint's training prompts of every label, in the network's output order."""
+        return TrainingPrompts.from_mapping(self.text_prompts, self.label_names)
+
+    @property
     def canonical_prompts(self) -> list:
-        return [self.text_prompts[name][0] for name in self.label_names]
+        return self.training_prompts.canonical_prompts
 
     def check_labels(self, dataset_json: Mapping, dataset_json_file: str, source: str) -> None:
         """The spec's labels must be dataset.json's foreground labels, in the same order (one output each)."""
-        expected = [name for name in dataset_json.get("labels", {}) if name != BACKGROUND]
+        expected = foreground_label_names(dataset_json.get("labels", {}))
         if list(self.label_names) != expected:
             raise OpenVocabSpecError(
                 f"{dataset_json_file} [labels]: the foreground labels {expected} differ from the {len(self.label_names)} "

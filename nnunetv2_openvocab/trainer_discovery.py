@@ -1,13 +1,12 @@
-"""``nnUNetv2_openvocab_env``: the one line that lets the stock nnUNetv2_train/predict find our trainers.
+"""The one line (``nnUNetv2_openvocab_env``) that lets the stock nnUNetv2_train/predict find our trainers.
 
 nnU-Net searches trainers inside nnunetv2 and, as its one supported external route, in the folders listed in
 ``nnUNet_extTrainer``. We point it at a folder holding a single shim module, never at site-packages.
-Usage: ``eval "$(nnUNetv2_openvocab_env)"``.
+``nnUNetv2_openvocab_env`` (commands/env.py) prints the line: ``eval "$(nnUNetv2_openvocab_env)"``.
 """
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 
 import nnunetv2_openvocab
@@ -19,7 +18,3 @@ def ext_trainer_value(existing: str | None = None) -> str:
     """nnUNet_extTrainer with our shim folder first, keeping other folders already listed."""
     folders = [str(TRAINER_SHIM_FOLDER)] + [f for f in (existing or "").split(os.pathsep) if f]
     return os.pathsep.join(dict.fromkeys(folders))
-
-
-def main() -> None:
-    print(f"export nnUNet_extTrainer={shlex.quote(ext_trainer_value(os.environ.get('nnUNet_extTrainer')))}")

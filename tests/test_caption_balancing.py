@@ -13,7 +13,7 @@ import pytest
 from caption_curation.balancing import BalanceSettings, balance_captions
 from caption_curation.captions import Caption, CuratedReport
 from caption_curation.curate import STATS_FILE, curate_captions
-from caption_curation.curate_entry import main
+from nnunetv2_openvocab.commands.curate_captions import main
 from caption_curation.offline_decomposer import is_negated
 from caption_curation.reports import Report
 

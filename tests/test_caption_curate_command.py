@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from caption_curation.curate import LLMSettings, curate_captions
-from caption_curation.curate_entry import main
+from nnunetv2_openvocab.commands.curate_captions import main
 from test_caption_llm_client import API_KEY, Reply, ScriptedChatServer, good_reply
 
 SHARED_DATA = Path(
@@ -137,7 +137,7 @@ def test_bad_arguments_are_rejected(tmp_path, capsys, argv, message):
 
 
 def run_cli(csv_path: Path, out: Path, server: ScriptedChatServer, radlex: Path) -> subprocess.Popen:
-    command = [sys.executable, "-m", "caption_curation.curate_entry", "--reports", str(csv_path), "--out", str(out),
+    command = [sys.executable, "-m", "nnunetv2_openvocab.commands.curate_captions", "--reports", str(csv_path), "--out", str(out),
                "--radlex", str(radlex),
                "--backend", "openai", "--base-url", server.url, "--model", "test-model", "--workers", "2",
                "--timeout", "20", "--max-retries", "2", "--volume-root", "/data", "--no-balance"]

@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.background_workers import Workers
 from nnunetv2_openvocab.inference.case_parts import CasePart
-from nnunetv2_openvocab.inference.predict_entry import main, run_prediction
+from nnunetv2_openvocab.commands.predict import main, run_prediction
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "aorta"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from nnunetv2_openvocab.evaluation import compare_entry, evaluate_entry
+from nnunetv2_openvocab.commands import compare as compare_entry, evaluate as evaluate_entry
 from nnunetv2_openvocab.evaluation.table2_categories import load_category_maps, detect_category_map
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from conftest import SHARED_DATA, read_shared_label_map

@@ -15,7 +15,7 @@ import pytest
 import SimpleITK as sitk
 
 from dataset_conversion.case_conversion import TEST, TRAIN
-from dataset_conversion.convert_entry import convert_to_nnunet
+from nnunetv2_openvocab.commands.convert import convert_to_nnunet
 from dataset_conversion.converters import ct_rate, msd
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.region_labels import nnunet_labels
@@ -165,7 +165,7 @@ def test_cli_converts_with_a_process_pool(tmp_path):
 def test_cli_refuses_a_dataset_id_in_use(tmp_path):
     (tmp_path / "raw" / "Dataset017_Other").mkdir(parents=True)
     env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"))
-    result = subprocess.run([sys.executable, "-m", "dataset_conversion.convert_entry", "btcv", "-i", str(tmp_path),
+    result = subprocess.run([sys.executable, "-m", "nnunetv2_openvocab.commands.convert", "btcv", "-i", str(tmp_path),
                              "-d", "17"], env=env, capture_output=True, encoding="utf-8", errors="replace", timeout=120)
     assert result.returncode != 0 and "already used by ['Dataset017_Other']" in result.stderr
 

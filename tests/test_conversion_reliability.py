@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from dataset_conversion.case_conversion import TRAIN, Case, ConversionJob, marker_path, run_conversion
-from dataset_conversion.convert_entry import convert_to_nnunet
+from nnunetv2_openvocab.commands.convert import convert_to_nnunet
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.parallel import run_parallel
 from test_conversion_support import (example_ct, image_from, read_array, requires_shared_data, totalseg_class_map,

@@ -54,7 +54,7 @@ def expected_v1_label_map(variant: int) -> np.ndarray:
 
 
 def run_convert(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dataset_conversion.convert_entry", "totalsegmentator", *args],
+    return subprocess.run([sys.executable, "-m", "nnunetv2_openvocab.commands.convert", "totalsegmentator", *args],
                           capture_output=True, encoding="utf-8", timeout=600)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nnunetv2_openvocab.prompts.check_dataset_entry import main as check_dataset_main
+from nnunetv2_openvocab.commands.check_dataset import main as check_dataset_main
 from nnunetv2_openvocab.prompts.validation import validate_dataset
 
 VALID = {
@@ -51,7 +51,7 @@ def test_valid_dataset_has_no_problems(tmp_path):
     ({"text_prompts": {"liver": ["liver", 3], "spleen": ["spleen"]}}, "text_prompts.liver[1]", "empty or not a string"),
     ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "Liver"]}}, "text_prompts.spleen[1]", "also used by label 'liver'"),
     ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "liver!"]}}, "text_prompts.spleen[1]", "also used by label 'liver'"),
-    ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "liver ü"]}}, "text_prompts.spleen[1]", "both be saved as <case>_liver"),
+    ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen", "livér"]}}, "text_prompts.spleen[1]", "both be saved as <case>_liver"),
     ({"text_prompts": {"liver": ["liver", "?!"], "spleen": ["spleen"]}}, "text_prompts.liver[1]", "no letters or digits"),
     ({"text_prompts": {"liver": ["liver"], "spleen": ["spleen"], "kidney": ["kidney"]}}, "text_prompts.kidney", "not a foreground label"),
     ({"text_prompts": None}, "text_prompts", "found nothing"),

@@ -8,7 +8,7 @@ import SimpleITK as sitk
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.input_images import InputImageError, check_case, find_cases
-from nnunetv2_openvocab.inference.predict_entry import main
+from nnunetv2_openvocab.commands.predict import main
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "renal organs"]

@@ -14,8 +14,8 @@ from dicom_series import write_ct_series
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.input_images import read_dicom_series
-from nnunetv2_openvocab.inference.predict_entry import main
-from nnunetv2_openvocab.inference.segment_coding import GENERIC_TYPE, LESION_CATEGORY, LESION_TYPE, segment_codes
+from nnunetv2_openvocab.commands.predict import main
+from nnunetv2_openvocab.inference.outputs.segment_coding import GENERIC_TYPE, LESION_CATEGORY, LESION_TYPE, segment_codes
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "left kidney", "renal organs"]

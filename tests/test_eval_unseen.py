@@ -7,7 +7,7 @@ import json
 import pytest
 import SimpleITK as sitk
 
-from nnunetv2_openvocab.evaluation.unseen_entry import applicable_entries, load_unseen_prompt_set
+from nnunetv2_openvocab.evaluation.unseen_prompts import applicable_entries, load_unseen_prompt_set
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, EXAMPLE_CT, example_prompts
 
 LABELS = list(DEFAULT_STRUCTURES)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from nnunetv2_openvocab.evaluation.evaluate_entry import main
+from nnunetv2_openvocab.commands.evaluate import main
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.evaluation.surface_distance import normalized_surface_distance

@@ -4,17 +4,18 @@ from __future__ import annotations
 import pytest
 
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.inference.grounding import GroundingError, PromptGrounder
+from nnunetv2_openvocab.prompts.grounding import GroundingError, PromptGrounder
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, side_of
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 
 
 @pytest.fixture(scope="module")
 def grounder(tmp_path_factory):
     cache = PromptEmbeddingCache.for_encoder(FrozenTextEncoder("minilm"), tmp_path_factory.mktemp("cache"))
-    return PromptGrounder(list(DEFAULT_STRUCTURES), example_prompts(), cache.embed)
+    return PromptGrounder(TrainingPrompts.from_mapping(example_prompts(), DEFAULT_STRUCTURES), cache.embed)
 
 
 def by_prompt(grounder, prompts, mode="auto"):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from caption_curation.curate_entry import main as curate_main
+from nnunetv2_openvocab.commands.curate_captions import main as curate_main
 from nnunetv2_openvocab.atomic_files import OutputWriteError, atomic_path, write_text_atomic
 from test_caption_curate_command import small_radlex, write_ct_rate_csv  # noqa: F401 (fixture)
 

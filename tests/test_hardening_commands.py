@@ -12,11 +12,11 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from caption_curation.curate_entry import main as curate_main
-from dataset_conversion.convert_entry import main as convert_main
+from nnunetv2_openvocab.commands.curate_captions import main as curate_main
+from nnunetv2_openvocab.commands.convert import main as convert_main
 from dataset_conversion.label_tables import load_label_table
-from nnunetv2_openvocab.evaluation.evaluate_entry import main as evaluate_main
-from nnunetv2_openvocab.pretraining.pretrain_entry import main as pretrain_main
+from nnunetv2_openvocab.commands.evaluate import main as evaluate_main
+from nnunetv2_openvocab.commands.pretrain import main as pretrain_main
 from nnunetv2_openvocab.pretraining.train import train
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from test_caption_curate_command import small_radlex, write_ct_rate_csv  # noqa: F401 (fixture)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nnunetv2_openvocab.prompts.check_dataset_entry import main as check_dataset_main
+from nnunetv2_openvocab.commands.check_dataset import main as check_dataset_main
 from nnunetv2_openvocab.prompts.validation import validate_dataset, validate_dataset_json
 from test_dataset_validation import VALID, make_dataset
 

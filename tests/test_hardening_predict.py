@@ -14,8 +14,8 @@ import SimpleITK as sitk
 
 from nnunetv2_openvocab.atomic_files import is_complete_file
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
-from nnunetv2_openvocab.inference.predict_entry import main
-from nnunetv2_openvocab.inference.predictor import SETTINGS_FILE
+from nnunetv2_openvocab.commands.predict import main
+from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE
 from test_hardening_commands import exits_with_one_line, one_line_error, poison
 
 PROGRAM = "nnUNetv2_openvocab_predict"

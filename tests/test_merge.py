@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dataset_conversion.case_conversion import TRAIN
-from dataset_conversion.convert_entry import convert_to_nnunet
+from nnunetv2_openvocab.commands.convert import convert_to_nnunet
 from dataset_conversion.label_harmonisation import compatible_pairs, harmonise, union_duplicate_labels
 from dataset_conversion.label_tables import load_label_table
 from dataset_conversion.merge import merge_datasets

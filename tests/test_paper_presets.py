@@ -11,7 +11,7 @@ from nnunetv2_openvocab.network.stunet import stunet_arch_kwargs
 from nnunetv2_openvocab.paper_presets import PLAN_PRESETS, apply_preset
 from nnunetv2_openvocab.pretraining.config import PreprocessingConfig, TrainConfig
 from nnunetv2_openvocab.pretraining.manifest import ManifestEntry, findings_section, with_report_section
-from nnunetv2_openvocab.pretraining.pretrain_entry import _apply_preset, _config, build_parser
+from nnunetv2_openvocab.commands.pretrain import _apply_preset, _config, build_parser
 
 
 def test_apply_preset_fills_only_what_was_not_given():

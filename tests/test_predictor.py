@@ -13,7 +13,7 @@ from nnunetv2.preprocessing.resampling.default_resampling import (determine_do_s
 from scipy.ndimage import gaussian_filter
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
-from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.outputs.combined_map import CombinedLabelMap
 from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler, positive_boxes
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.inference import prompt_readout

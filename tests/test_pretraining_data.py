@@ -90,7 +90,7 @@ def test_configs_round_trip_through_json_and_reject_unknown_fields(tmp_path):
 
 def test_mgcl_refuses_a_manifest_without_captions_and_clip_accepts_it(tmp_path, capsys):
     """The CT-RATE converter writes no captions: MGCL must not quietly become CLIP on such a manifest."""
-    from nnunetv2_openvocab.pretraining.pretrain_entry import main
+    from nnunetv2_openvocab.commands.pretrain import main
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "Findings: normal.", "captions": []})

@@ -19,7 +19,7 @@ from nnunetv2_openvocab.network.stunet import STUNet
 from nnunetv2_openvocab.pretraining.checkpointing import CHECKPOINT_NAME, load_checkpoint
 from nnunetv2_openvocab.pretraining.config import TrainConfig, load_config
 from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder
-from nnunetv2_openvocab.pretraining.pretrain_entry import main
+from nnunetv2_openvocab.commands.pretrain import main
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder, module_fingerprint
 from nnunetv2_openvocab.aligned_checkpoint import read_aligned_checkpoint

@@ -79,7 +79,7 @@ def test_manifest_regions_are_read_and_checked(tmp_path):
     (["--unlock-image-encoder", "--region-alignment", "--cache", "cache"], "no training entry"),
 ])
 def test_random_encoder_and_region_alignment_refuse_unusable_settings(tmp_path, flags, message):
-    from nnunetv2_openvocab.pretraining.pretrain_entry import main
+    from nnunetv2_openvocab.commands.pretrain import main
 
     manifest = tmp_path / "manifest.jsonl"
     manifest.write_text("".join(json.dumps({"volume": f"v{i}.nii.gz", "report": "r", "captions": ["c"]}) + "\n"

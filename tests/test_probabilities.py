@@ -14,11 +14,11 @@ from nnunetv2.preprocessing.resampling.default_resampling import (determine_do_s
 from scipy.ndimage import gaussian_filter
 
 from nnunetv2_openvocab.example_dataset import CLASS_MAP, EXAMPLE_CT
-from nnunetv2_openvocab.inference.case_outputs import OutputOptions
+from nnunetv2_openvocab.inference.outputs.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.input_images import find_cases, read_case
 from nnunetv2_openvocab.inference.original_geometry import SeparableThresholdResampler
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
-from nnunetv2_openvocab.inference.probability_files import geometry_file, probability_file
+from nnunetv2_openvocab.inference.outputs.probability_files import geometry_file, probability_file
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 PROMPTS = ["liver", "renal organs"]

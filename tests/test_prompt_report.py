@@ -10,9 +10,11 @@ import pytest
 import torch
 
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.inference.prompt_report import build_prompt_report, laterality_warnings, write_prompt_report
+from nnunetv2_openvocab.inference.outputs.prompt_report import build_prompt_report, laterality_warnings, write_prompt_report
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 
-TRAINING = {"kidney_left": ["left kidney"], "kidney_right": ["right kidney"], "liver": ["liver"]}
+TRAINING = TrainingPrompts.from_mapping({"kidney_left": ["left kidney"], "kidney_right": ["right kidney"],
+                                        "liver": ["liver"]})
 
 
 def fake_embed(vectors):
@@ -60,7 +62,7 @@ def test_documented_thresholds_with_minilm(tmp_path):
 
     cache = PromptEmbeddingCache.for_encoder(FrozenTextEncoder("minilm"), tmp_path)
     prompts = example_prompts()
-    training = {name: prompts[name] for name in DEFAULT_STRUCTURES}
+    training = TrainingPrompts.from_mapping(prompts, DEFAULT_STRUCTURES)
     expected = {"left kidney": "seen", "renal organs": "near", "hepatic system": "near", "stomach": "distant",
                 "banana": "far", "the weather today": "far", "femur": "far"}
     report = build_prompt_report(list(expected), training, cache.embed, "minilm")

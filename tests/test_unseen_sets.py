@@ -5,8 +5,8 @@ import pytest
 
 from dataset_conversion.label_tables import load_label_table
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
-from dataset_conversion.unseen_sets import (load_unseen_set, shipped_sets, spec_unseen_set, taxonomy_unseen_set,
-                                            training_prompts)
+from dataset_conversion.unseen_sets import shipped_sets, spec_unseen_set, taxonomy_unseen_set, training_prompts
+from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 
 TOTALSEG_LABELS = list(load_label_table("totalsegmentator_v2").labels)
 TOTALSEG_V1_LABELS = list(load_label_table("totalsegmentator_v1").labels)
@@ -38,7 +38,7 @@ def test_shipped_sets_have_the_evaluation_format(name, labels):
     for entry in unseen["prompts"]:
         assert set(entry) == {"prompt", "targets", "kind"} and entry["kind"] in ("merged", "synonym")
         assert entry["targets"] and set(entry["targets"]) <= set(labels)
-        assert entry["prompt"].lower() not in seen
+        assert not seen.is_seen(entry["prompt"])
 
 
 def test_paper_table_vi_merged_prompts():

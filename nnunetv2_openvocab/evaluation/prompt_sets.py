@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, Tuple, Union
 
-from nnunetv2_openvocab.prompts.dataset_prompts import TEXT_PROMPTS_KEY, label_values_by_name
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts, label_values_by_name
 from nnunetv2_openvocab.prompts.prompt_text import clean_prompt, slug_collisions
 
 IGNORE_LABEL = "ignore"  # nnU-Net's reserved label name for unannotated voxels
@@ -52,16 +52,12 @@ def structure_label_names(dataset_json: Mapping) -> Tuple[str, ...]:
 
 def default_prompt_set(dataset_json: Mapping, source: str = "dataset.json") -> PromptSet:
     """One prompt per label: its canonical text prompt, targeting that label."""
-    text_prompts = dataset_json.get(TEXT_PROMPTS_KEY)
-    names = structure_label_names(dataset_json)
-    missing = [name for name in names if not (text_prompts or {}).get(name)]
-    if missing:
-        raise ValueError(
-            f"{source} [{TEXT_PROMPTS_KEY}]: no prompt for label(s) {missing}. Add "
-            f'"{TEXT_PROMPTS_KEY}": {{"{missing[0]}": ["{missing[0].replace("_", " ")}"], ...}}, '
-            "or pass a prompt-set file (--prompts-file) that names the prompts and their target labels."
-        )
-    prompts = tuple(EvaluationPrompt(text_prompts[name][0], (name,)) for name in names)
+    try:
+        training = TrainingPrompts.from_dataset_json(dataset_json, structure_label_names(dataset_json), source)
+    except ValueError as error:
+        raise ValueError(f"{error} Or pass a prompt-set file (--prompts-file) that names the prompts and their target "
+                         f"labels.") from None
+    prompts = tuple(EvaluationPrompt(training.canonical(name), (name,)) for name in training.label_names)
     return _checked(PromptSet("canonical", "canonical prompt of every label", prompts), source)
 
 

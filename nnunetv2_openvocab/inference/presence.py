@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, Iterable, Mapping, Optional
 
 import torch
+from nnunetv2_openvocab.constants import binarise
 
 PRESENT_CONFIDENCE = 0.90
 PRESENT, ABSENT = "present", "absent"
@@ -39,7 +40,7 @@ class LogitSummary:
 
     @classmethod
     def of(cls, logits: torch.Tensor) -> "LogitSummary":
-        foreground = logits[logits > 0]
+        foreground = logits[binarise(logits)]
         return cls(float(logits.max()), int(foreground.numel()), float(torch.sigmoid(foreground.float()).sum()))
 
 

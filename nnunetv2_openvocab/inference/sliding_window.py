@@ -16,6 +16,7 @@ import torch
 from acvl_utils.cropping_and_padding.padding import pad_nd_image
 from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compute_steps_for_sliding_window
 from tqdm import tqdm
+from nnunetv2_openvocab.constants import DEFAULT_STEP_SIZE
 
 # nnU-Net scales its Gaussian to a peak of 10 so that float16 sums keep their precision at the borders. Its
 # corners fall to ~1e-9, below float16's range, so the weights are floored at 1/1000 of the peak: this changes
@@ -74,7 +75,7 @@ class BlendedVolume:
 class SlidingWindow:
     """Tiles, Gaussian weights and mirroring for one patch size; ``blend`` runs a tile function over an image."""
 
-    def __init__(self, patch_size: Sequence[int], step_size: float = 0.5,
+    def __init__(self, patch_size: Sequence[int], step_size: float = DEFAULT_STEP_SIZE,
                  mirror_axes: Optional[Sequence[int]] = None, device: torch.device = torch.device("cpu"),
                  accumulation_dtype: torch.dtype = torch.float16, show_progress: bool = True):
         if not 0 < step_size <= 1:

@@ -12,7 +12,7 @@ numpy loss curves allow-listed); a file needing any other pickled object is refu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,9 +143,14 @@ def load_pretrained_stunet(network: nn.Module, checkpoint_path: str | Path,
                                  source=str(checkpoint_path))
 
 
+def is_encoder_parameter(name: str) -> bool:
+    """Whether a STUNet state-dict name belongs to the encoder (`conv_blocks_context.*`)."""
+    return name.startswith(ENCODER_PREFIX)
+
+
 def encoder_parameter_names(network: nn.Module) -> list[str]:
-    """State-dict names of a STUNet's encoder (`conv_blocks_context.*`), in network order."""
-    return [name for name in network.state_dict() if name.startswith(ENCODER_PREFIX)]
+    """State-dict names of a STUNet's encoder, in network order (what `load_encoder_weights` may load)."""
+    return [name for name in network.state_dict() if is_encoder_parameter(name)]
 
 
 def load_encoder_weights(network: nn.Module, state_dict: Mapping[str, torch.Tensor],
@@ -155,4 +160,4 @@ def load_encoder_weights(network: nn.Module, state_dict: Mapping[str, torch.Tens
     For encoders pretrained elsewhere (e.g. contrastively): decoder and outputs stay as they are.
     Use `read_checkpoint_state_dict` to get `state_dict` from a file.
     """
-    return load_matching_tensors(network, state_dict, lambda name: name.startswith(ENCODER_PREFIX), source)
+    return load_matching_tensors(network, state_dict, is_encoder_parameter, source)

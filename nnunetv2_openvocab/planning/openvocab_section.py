@@ -12,7 +12,7 @@ from typing import Optional
 
 from nnunetv2_openvocab.aligned_checkpoint import is_aligned_checkpoint, read_aligned_checkpoint
 from nnunetv2_openvocab.model_spec import OpenVocabSpec
-from nnunetv2_openvocab.prompts.dataset_prompts import BACKGROUND
+from nnunetv2_openvocab.prompts.dataset_prompts import foreground_label_names
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
 
 logger = logging.getLogger(__name__)
@@ -41,5 +41,5 @@ def plan_openvocab_spec(dataset_json: dict, text_encoder: str, pretrained: Optio
     return OpenVocabSpec(
         text_encoder=_spec_for_plans(text_encoder), text_encoder_fingerprint=encoder.fingerprint,
         embedding_dim=encoder.embedding_dim,
-        label_names=tuple(name for name in dataset_json["labels"] if name != BACKGROUND),
+        label_names=tuple(foreground_label_names(dataset_json["labels"])),
         pretrained_checkpoint=str(Path(pretrained).resolve()) if pretrained else None)

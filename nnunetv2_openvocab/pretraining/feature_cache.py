@@ -73,9 +73,6 @@ class FeatureCache:
                                     f"rebuild the cache with this version's cache-features.")
         return manifest
 
-    def encoder_info(self) -> ImageEncoderInfo:
-        return ImageEncoderInfo(**self.read_manifest()["encoder"])
-
     def prepare(self, info: ImageEncoderInfo, preprocessing: dict, num_views: int,
                 encoder_state: dict[str, torch.Tensor]) -> str:
         """Write cache.json and the encoder weights for this encoder + preprocessing; returns the cache key.

@@ -1,22 +1,18 @@
 """Left/right in structure names and prompts: the one place that parses sides.
 
 Works on snake_case names (``kidney_left``, ``rib_left_1``) and on free text (``left kidney``) alike: words are
-runs of letters and digits, so underscores separate words too. Used by the taxonomy builder (sided structures
+``prompt_text.words`` (runs of letters and digits), so underscores separate words too. Used by the taxonomy builder (sided structures
 and their unsided parents), the prompt report (laterality warnings) and grounding (a prompt that names a side
 is never answered with the other side's labels).
 """
 from __future__ import annotations
 
-import re
-from typing import FrozenSet, Iterable, List, Optional, Tuple
+from typing import FrozenSet, Iterable, Optional, Tuple
+
+from nnunetv2_openvocab.prompts.prompt_text import words
 
 SIDES = ("left", "right")
 OPPOSITE = {"left": "right", "right": "left"}
-
-
-def words(text: str) -> List[str]:
-    """Lower-case words: 'Kidney_Left' -> ['kidney', 'left']."""
-    return re.findall(r"[a-z0-9]+", text.lower())
 
 
 def sides(text: str) -> FrozenSet[str]:

@@ -3,15 +3,22 @@ prediction and evaluation.
 
 * ``clean_prompt``: the prompt as used, without leading/trailing whitespace. It is what the model embeds,
   what the embedding cache is keyed by, and what reports print.
-* ``prompt_identity``: the lower-cased words (letters and digits of any script; punctuation and underscores
-  dropped); two prompts with one identity are the same prompt ("Left  Kidney", "kidney_left" and "kidney left,"
-  are one): a prompt on two labels, a "seen" prompt in the report, grounding's exact matches, DICOM-SEG codes.
-* ``prompt_slug`` / ``prompt_file_name``: the file-name form, ``<case>_<slug><ending>``; two prompts with
-  one slug would overwrite each other's mask, so ``slug_collisions`` finds them.
+* ``words``: the one definition of a word, for every script: a run of letters and digits (underscores and
+  punctuation separate words), lower-cased. Laterality, grounding and the taxonomy index read words through it.
+* ``prompt_identity``: the words joined by single spaces; two prompts with one identity are the same prompt
+  ("Left  Kidney", "kidney_left" and "kidney left," are one): a prompt on two labels, a "seen" prompt in the
+  report, grounding's exact matches, DICOM-SEG codes.
+* ``prompt_slug`` / ``prompt_file_name``: the file-name form, ``<case>_<slug><ending>``: the words joined by
+  underscores, accents folded to ASCII ('Nière gauche' -> 'niere_gauche'); a word of another script (Arabic,
+  CJK) becomes 'u' + the first 8 hex digits of its UTF-8 SHA-1, so the slug is ASCII, stable across runs and
+  distinct for distinct words. Two prompts with one slug would overwrite each other's mask, so
+  ``slug_collisions`` finds them.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from typing import Dict, Iterable, List, Tuple
 
 SLUG_MAX_LENGTH = 64
@@ -28,13 +35,26 @@ def clean_prompt(prompt: object) -> str:
     return prompt.strip()
 
 
+def words(text: str) -> List[str]:
+    """Lower-case words of any script: 'Kidney_Left' -> ['kidney', 'left']."""
+    return re.findall(r"[^\W_]+", text.lower())
+
+
 def prompt_identity(prompt: str) -> str:
-    return " ".join(re.findall(r"[^\W_]+", prompt.lower()))
+    return " ".join(words(prompt))
+
+
+def _ascii_word(word: str) -> str:
+    """A non-ASCII word's file-name form: its accents dropped when every letter has an ASCII base, else a hash."""
+    folded = unicodedata.normalize("NFKD", word).encode("ascii", "ignore").decode("ascii")
+    if len(folded) == len(word):  # NFKD splits 'è' into 'e' + a combining accent, which the ASCII encoding drops
+        return folded
+    return "u" + hashlib.sha1(word.encode("utf-8")).hexdigest()[:8]
 
 
 def prompt_slug(prompt: str) -> str:
     """File-name-safe form of a prompt: 'Left kidney (cortex)' -> 'left_kidney_cortex'."""
-    slug = re.sub(r"[^a-z0-9]+", "_", prompt.strip().lower()).strip("_")
+    slug = "_".join(word if word.isascii() else _ascii_word(word) for word in words(prompt))
     if not slug:
         raise PromptTextError(f"Prompt {prompt!r} has no letters or digits; give a prompt such as 'liver'.")
     return slug[:SLUG_MAX_LENGTH].rstrip("_")

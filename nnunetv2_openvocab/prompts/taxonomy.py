@@ -19,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_TAXONOMY_PATH = DATA_DIR / "taxonomy.json"
 
@@ -55,9 +57,28 @@ class Taxonomy:
         self.structures: Dict[str, Structure] = {s.name: s for s in structures}
         self._parts: Dict[str, List[str]] = {name: [] for name in self.structures}
         self._ancestors: Dict[str, List[str]] = {}
+        self._text_index: Optional[Dict[str, str]] = None  # built on first use: conversion never needs it
         for s in self.structures.values():
             for parent in s.part_of:
                 self._parts[parent].append(s.name)
+
+    def structure_named(self, text: str) -> Optional[str]:
+        """The structure ``text`` names exactly (prompt identity: case, spacing, punctuation aside), else None.
+
+        The one text index of the taxonomy, shared by grounding, the prompt report and DICOM-SEG codes. Precedence
+        when two structures claim one text: canonical names and default prompts first, then synonyms and RadLex
+        terms, then held-out synonyms; within a tier, the first structure in the file keeps the text."""
+        if self._text_index is None:
+            index: Dict[str, str] = {}
+            tiers = (lambda s: [s.name, s.default_prompt], lambda s: [*s.synonyms, s.radlex_term or ""],
+                     lambda s: s.eval_synonyms)
+            for texts in tiers:
+                for structure in self.structures.values():
+                    for known in texts(structure):
+                        if known:
+                            index.setdefault(prompt_identity(known), structure.name)
+            self._text_index = index
+        return self._text_index.get(prompt_identity(text))
 
     def __contains__(self, name: str) -> bool:
         return name in self.structures
@@ -78,17 +99,6 @@ class Taxonomy:
         """Direct parts (or members) of a structure: ``parts_of('lung_left')`` -> its two lobes."""
         self.structure(name)
         return list(self._parts[name])
-
-    def descendants(self, name: str) -> List[str]:
-        """All structures below ``name`` in the part-of graph, nearest first, without duplicates."""
-        out: Dict[str, None] = {}
-        frontier = self.parts_of(name)
-        while frontier:
-            current = frontier.pop(0)
-            if current not in out:
-                out[current] = None
-                frontier.extend(self._parts[current])
-        return list(out)
 
     def ancestors(self, name: str) -> List[str]:
         """All structures above ``name`` in the part-of graph, nearest first."""
@@ -138,9 +148,6 @@ class Taxonomy:
         if not parts or (not self.structure(name).collection and not all(parts)):
             return []
         return list(dict.fromkeys(label for part in parts for label in part))
-
-    def lesions_of(self, organ: str) -> List[str]:
-        return [s.name for s in self.structures.values() if s.is_lesion and s.organ == organ]
 
 
 def _structure_from_json(obj: dict) -> Structure:

@@ -48,6 +48,7 @@ class PromptEmbeddingCache:
 
     @classmethod
     def for_encoder(cls, encoder: FrozenTextEncoder, root: Optional[str | Path] = None) -> "PromptEmbeddingCache":
+        """A cache over an encoder already loaded (notebooks, benchmarks and tests; prediction loads it lazily)."""
         cache = cls(encoder.spec, encoder.fingerprint, root, encoder.device)
         cache._encoder = encoder
         return cache

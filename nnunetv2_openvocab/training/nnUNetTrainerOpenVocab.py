@@ -27,6 +27,7 @@ from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.training.loss import DeepSupervisionPromptLoss, PromptSegmentationLoss
 from nnunetv2_openvocab.training.pretrained_backbone import load_pretrained_backbone
 from nnunetv2_openvocab.training.prompt_sampling import LabelTargets, PromptSampler
+from nnunetv2_openvocab.constants import binarise
 
 
 class TrainingRefused(SystemExit):
@@ -146,7 +147,7 @@ class nnUNetTrainerOpenVocab(nnUNetTrainer):
             logits = self.network(data, embeddings)
             logits = logits if isinstance(logits, list) else [logits]
             loss = self.loss(logits, targets, annotated)
-        predicted, reference = logits[0] > 0, targets[0]  # sigmoid > 0.5 per prompt, overlaps allowed
+        predicted, reference = binarise(logits[0]), targets[0]  # sigmoid > 0.5 per prompt, overlaps allowed
         spatial = tuple(range(2, predicted.ndim))
         weight = annotated.float()  # unannotated labels count neither as hits nor as errors
         tp = ((predicted & reference).sum(spatial) * weight).sum(0)

@@ -23,7 +23,7 @@ from pydicom.sr.codedict import codes
 
 from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.inference.input_images import CaseInput, InputImageError, dicom_series_files
-from nnunetv2_openvocab.inference.segment_coding import segment_codes
+from nnunetv2_openvocab.inference.outputs.segment_coding import segment_codes
 
 DICOM_SEG_ENDING = ".dcm"
 LABEL_LENGTH = 64  # VR LO

@@ -1,22 +1,21 @@
-"""``nnUNetv2_openvocab_predict``: nnU-Net's predict flags plus free-text prompts; ``run_prediction`` is the
-plain function behind it (also used by the unseen-prompt benchmark and the demo)."""
+"""``nnUNetv2_openvocab_predict``: nnU-Net's predict flags plus free-text prompts (the plain function behind it is
+``inference.run_prediction.run_prediction``)."""
 from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import torch
 
+from nnunetv2_openvocab.commands.prediction_arguments import (add_grounding_arguments, add_prediction_arguments,
+                                                              model_folder_from_args, parse_folds)
 from nnunetv2_openvocab.inference.background_workers import Workers
-from nnunetv2_openvocab.inference.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
 from nnunetv2_openvocab.inference.case_parts import CasePart
-from nnunetv2_openvocab.inference.grounding import GROUNDING_MODES, MATCH_THRESHOLD
-from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, ModelFolderError
-from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor, PredictionRun
+from nnunetv2_openvocab.inference.outputs.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
+from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD
 from nnunetv2_openvocab.inference.presence import presence_summary
-from nnunetv2_openvocab.inference.prompt_report import FAR_THRESHOLD
+from nnunetv2_openvocab.inference.run_prediction import run_prediction
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 # nnU-Net defaults to 3 background processes each; on a 2-core CPU they cut throughput to 0.3x of sequential
@@ -43,75 +42,9 @@ jobs.json: {"jobs": [{"image": "ct_001.nii.gz", "prompts": ["liver", "renal orga
                      {"image": "dicom/patient_7", "case": "patient_7", "prompts": ["spleen"]}]}
   (paths relative to the jobs file; "prompts" defaults to --prompts, else the training prompts)
 
-outputs: <case>_<prompt-slug>.nii.gz (uint8 0/1, input geometry), prompt_report.{json,md},
-  prediction_settings.json, and with the flags combined/<case>.nii.gz + .json legend (first listed prompt
-  wins overlaps; the legend counts them), statistics/<case>.json (ml, mean HU), previews/<case>.png,
-  probabilities/<case>_<prompt-slug>.npz (float16 "probabilities", input array layout) + <case>.json geometry;
-  --output-type dicom_seg: <case>.dcm (one segment per prompt) instead of the per-prompt masks.
+outputs: see the README's "Output folder layout" (one mask per prompt, prompt_report.{json,md},
+  prediction_settings.json, and the files of --combined, --statistics, --preview, --save_probabilities, --output-type).
 """
-
-
-def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Path],
-                   inputs: Optional[Union[str, Path]] = None, prompts: Optional[Sequence[str]] = None,
-                   prompts_file: Optional[Union[str, Path]] = None, folds: Optional[Sequence[Fold]] = None,
-                   checkpoint_name: str = DEFAULT_CHECKPOINT, step_size: float = 0.5, use_mirroring: bool = True,
-                   device: Optional[torch.device] = None, options: OutputOptions = OutputOptions(),
-                   skip_existing: bool = False, far_threshold: float = FAR_THRESHOLD,
-                   show_progress: bool = True,
-                   embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
-                   grounding_threshold: float = MATCH_THRESHOLD,
-                   embedding_bank: Optional[Union[str, Path]] = None, part: CasePart = CasePart(),
-                   workers: Workers = Workers()) -> PredictionRun:
-    """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache; with
-    ``embedding_bank`` (an nnUNetv2_openvocab_embed file) the text encoder is never loaded."""
-    predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root, grounding,
-                                   grounding_threshold)
-    predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
-    if embedding_bank is not None:
-        predictor.use_embedding_bank(embedding_bank)
-    return predictor.predict_from_files(inputs, output_folder, prompts, prompts_file, options, skip_existing,
-                                        far_threshold, part, workers)
-
-
-def parse_folds(values: Optional[List[str]]) -> Optional[List[Fold]]:
-    return None if values is None else [v if v == "all" else int(v) for v in values]
-
-
-def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sliding-window flags shared with nnUNetv2_openvocab_eval_unseen (nnU-Net's names)."""
-    parser.add_argument("-f", nargs="+", default=None, help="folds to ensemble, e.g. 0 1 2 3 4 or all "
-                                                            "(default: every trained fold)")
-    parser.add_argument("-chk", default=DEFAULT_CHECKPOINT, help="checkpoint file name (default %(default)s)")
-    parser.add_argument("-step_size", type=float, default=0.5, help="sliding-window step, fraction of the patch")
-    parser.add_argument("--disable_tta", action="store_true", help="no mirroring (8x faster on 3 axes)")
-    parser.add_argument("-device", default="cuda" if torch.cuda.is_available() else "cpu",
-                        choices=["cuda", "cpu", "mps"], help="device (default %(default)s)")
-    parser.add_argument("--disable_progress_bar", action="store_true")
-
-
-def add_grounding_arguments(parser: argparse.ArgumentParser) -> None:
-    """--grounding and its threshold, shared with nnUNetv2_openvocab_eval_unseen."""
-    parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
-                        help="auto: a prompt the taxonomy resolves is answered with its training labels (a union of "
-                             "their masks for merged structures), others with their text; text: always the text "
-                             "query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
-    parser.add_argument("--grounding-threshold", type=float, default=MATCH_THRESHOLD,
-                        help="cosine above which the nearest taxonomy entry grounds a prompt (default %(default)s, "
-                             "calibrated for MiniLM)")
-
-
-def model_folder_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    if (args.m is None) == (args.d is None):
-        parser.error("give the model either as -m MODEL_FOLDER or as -d DATASET (with -tr, -p, -c)")
-    if args.m is not None:
-        return Path(args.m)
-    from nnunetv2.utilities.file_path_utilities import get_output_folder
-
-    try:
-        return Path(get_output_folder(args.d, args.tr, args.p, args.c))
-    except (RuntimeError, TypeError) as error:
-        raise ModelFolderError(f"Cannot find the results of dataset {args.d} ({error}). Set nnUNet_results and "
-                               f"nnUNet_raw/nnUNet_preprocessed, or pass -m MODEL_FOLDER.") from None
 
 
 def build_parser() -> argparse.ArgumentParser:

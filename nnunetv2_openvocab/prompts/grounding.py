@@ -33,10 +33,11 @@ exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
@@ -69,28 +70,21 @@ class Grounding:
 class PromptGrounder:
     """Grounds prompts for one model: its labels, their training prompts, and its text encoder (``embed``)."""
 
-    def __init__(self, label_names: Sequence[str], text_prompts: Mapping[str, Sequence[str]],
-                 embed: Callable[[List[str]], torch.Tensor], taxonomy: Optional[Taxonomy] = None,
-                 match_threshold: float = MATCH_THRESHOLD):
+    def __init__(self, training: TrainingPrompts, embed: Callable[[List[str]], torch.Tensor],
+                 taxonomy: Optional[Taxonomy] = None, match_threshold: float = MATCH_THRESHOLD):
         self.taxonomy = taxonomy or load_taxonomy()
-        self.embed, self.match_threshold = embed, match_threshold
-        self.canonical = {label: text_prompts[label][0] for label in label_names}
+        self.training, self.embed, self.match_threshold = training, embed, match_threshold
+        label_names = training.label_names
+        self.canonical = {label: training.canonical(label) for label in label_names}
         self.label_order = {label: index for index, label in enumerate(label_names)}
         self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
                              if (twin := side_twin(label, label_names)) is not None}
-        self.training_prompt_labels = {prompt_identity(text): label for label in label_names
-                                       for text in text_prompts[label]}
         self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
-        self.exact_structures: Dict[str, str] = {}
-        for structure in self.taxonomy.structures.values():
-            self.exact_structures.setdefault(prompt_identity(structure.name), structure.name)
-        for text, structure in self.entries:
-            self.exact_structures.setdefault(prompt_identity(text), structure)
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:
             structure = (label if label in self.taxonomy
-                         else self.exact_structures.get(prompt_identity(self.canonical[label])))
+                         else self.taxonomy.structure_named(self.canonical[label]))
             if structure is not None:
                 self.label_of_structure.setdefault(structure, label)
 
@@ -113,12 +107,11 @@ class PromptGrounder:
 
     # ---- resolution ----------------------------------------------------------------------------------------------
     def _exact(self, prompt: str) -> Optional[Grounding]:
-        key = prompt_identity(prompt)
-        if key in self.training_prompt_labels:
-            label = self.training_prompt_labels[key]
+        label = self.training.seen_label(prompt)
+        if label is not None:
             return self._labels(prompt, None, [label], f"training prompt of label {label}")
-        if key in self.exact_structures:
-            structure = self.exact_structures[key]
+        structure = self.taxonomy.structure_named(prompt)
+        if structure is not None:
             return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
         return None
 

@@ -4,24 +4,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
-from dataset_conversion.convert_entry import nnunet_raw_folder
-from dataset_conversion.dataset_json import dataset_folder
-from dataset_conversion.merge import DUPLICATE_RULE, REPORT_NAME, merge_datasets
-from dataset_conversion.merge_sources import find_dataset_folder
+from dataset_conversion.merge import DUPLICATE_RULE, REPORT_NAME, merge_by_ids
 from dataset_conversion.problems import raise_if_cases_failed
 from nnunetv2_openvocab.user_errors import exit_on_user_error
-
-
-def merge_by_ids(dataset_ids: Sequence[int], new_id: int, name: str = "Merged", num_processes: Optional[int] = None,
-                 raw_root: Optional[Path] = None) -> Path:
-    """Plain-function form of the command (for notebooks); returns the merged dataset.json path."""
-    if len(set(dataset_ids)) != len(dataset_ids) or new_id in dataset_ids:
-        raise ValueError(f"Source ids {list(dataset_ids)} must be distinct and differ from the new id {new_id}.")
-    raw_root = Path(raw_root) if raw_root else nnunet_raw_folder()
-    sources = [(i, find_dataset_folder(raw_root, i)) for i in dataset_ids]
-    return merge_datasets(sources, dataset_folder(raw_root, new_id, name), num_processes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,15 +33,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
-from nnunetv2_openvocab.inference.grounding import Grounding
+from nnunetv2_openvocab.prompts.grounding import Grounding
 from nnunetv2_openvocab.inference.presence import PRESENT_CONFIDENCE, Presence
 from nnunetv2_openvocab.prompts.laterality import side_twin, sides
-from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -149,7 +149,7 @@ def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: flo
     return []
 
 
-def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Sequence[str]],
+def build_prompt_report(prompts: Sequence[str], training_prompts: TrainingPrompts,
                         embed: Callable[[List[str]], torch.Tensor], text_encoder: str,
                         far_threshold: float = FAR_THRESHOLD, distant_threshold: float = DISTANT_THRESHOLD,
                         laterality_margin: float = LATERALITY_MARGIN, top_labels: int = TOP_LABELS,
@@ -157,9 +157,8 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
     """``embed``: prompts -> (N, E) embeddings of the model's text encoder (e.g. a PromptEmbeddingCache); called
     only when some prompt is not a training prompt. ``groundings``: one per prompt, shown beside it."""
     distant_threshold = max(distant_threshold, far_threshold)
-    training = [(label, text) for label, texts in text_prompts.items() for text in texts]
-    seen = {prompt_identity(text): (label, text) for label, text in training}
-    unseen = [p for p in prompts if prompt_identity(p) not in seen]
+    training = [(label.name, text) for label in training_prompts.labels for text in label.prompts]
+    unseen = [p for p in prompts if not training_prompts.is_seen(p)]
     if unseen:
         query = torch.nn.functional.normalize(embed(unseen).float(), dim=-1)
         keys = torch.nn.functional.normalize(embed([text for _, text in training]).float(), dim=-1)
@@ -167,8 +166,8 @@ def build_prompt_report(prompts: Sequence[str], text_prompts: Mapping[str, Seque
     assessments = []
     for index, prompt in enumerate(prompts):
         grounding = groundings[index] if groundings is not None else None
-        if prompt_identity(prompt) in seen:
-            label, text = seen[prompt_identity(prompt)]
+        if training_prompts.is_seen(prompt):
+            label, text = training_prompts.seen_as(prompt)
             assessments.append(PromptAssessment(prompt, "seen", 1.0, [NearestLabel(label, text, 1.0)], [], grounding))
             continue
         ranked = _nearest_labels(similarities[prompt], training)

@@ -1,17 +1,6 @@
 """Everything written for one case, one prompt at a time: masks, and on request the combined map, statistics, preview.
 
-Output folder layout (``<slug>`` from ``prompt_file_name``)::
-
-    <case>_<slug><ending>          binary uint8 mask per prompt, in the input's geometry (always)
-    combined/<case><ending>        label map, value k = k-th prompt (``--combined``)
-    combined/<case>.json           its legend with the overlap accounting (combined_map)
-    statistics/<case>.json         volume in ml, mean HU and presence per prompt (``--statistics``)
-    previews/<case>.png            axial and coronal overlays (``--preview``)
-    probabilities/<case>_<slug>.npz float16 probability map per prompt + <case>.json geometry
-                                   (``--save_probabilities``, probability_files)
-    <case>.dcm                     instead of the per-prompt masks: one DICOM Segmentation object
-                                   (``--output-type dicom_seg``, DICOM series inputs only; dicom_seg)
-
+The files and folders are those of the README's "Output folder layout" (the one description of it).
 Sub-folders keep the extra files from colliding with a prompt's mask name. Case names become file names, so
 ``check_case_outputs`` refuses any that is not one plain file name or that makes an output name too long. Mask
 and probability files may be written by background processes (``ExportQueue``, nnU-Net's ``-nps``).
@@ -26,15 +15,15 @@ import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
 from nnunetv2_openvocab.inference.background_workers import ExportQueue
-from nnunetv2_openvocab.inference.combined_map import CombinedLabelMap
-from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter
+from nnunetv2_openvocab.inference.outputs.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.outputs.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter
 from nnunetv2_openvocab.inference.presence import Presence
-from nnunetv2_openvocab.inference.preview import write_preview
-from nnunetv2_openvocab.inference.probability_files import (geometry_file, probability_file, write_geometry,
+from nnunetv2_openvocab.inference.outputs.preview import write_preview
+from nnunetv2_openvocab.inference.outputs.probability_files import (geometry_file, probability_file, write_geometry,
                                                             write_probabilities)
-from nnunetv2_openvocab.inference.statistics import mask_statistics, statistics_document
+from nnunetv2_openvocab.inference.outputs.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
-from nnunetv2_openvocab.inference.writers import write_segmentation
+from nnunetv2_openvocab.inference.outputs.segmentation_files import write_segmentation
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from nnunetv2_openvocab.user_errors import UserError
 

@@ -7,17 +7,12 @@ training prompts (prompt report) and the taxonomy's prompts (grounding's nearest
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import Optional, Sequence
 
-from nnunetv2_openvocab.inference.grounding import taxonomy_entries
-from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, load_trained_model
-from nnunetv2_openvocab.inference.predict_entry import parse_folds
-from nnunetv2_openvocab.inference.prompt_jobs import PromptError, validate_prompts
-from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
-from nnunetv2_openvocab.text.embedding_bank import save_embedding_bank
-from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
+from nnunetv2_openvocab.commands.prediction_arguments import parse_folds
+from nnunetv2_openvocab.inference.embedding_export import export_bank, read_prompts_file
+from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT
+from nnunetv2_openvocab.inference.prompt_jobs import validate_prompts
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
@@ -30,32 +25,6 @@ examples:
 prompts file: one prompt per line (blank lines and lines starting with # are skipped), or the JSON jobs file of
   nnUNetv2_openvocab_predict --prompts-file (its prompts are taken, its images not read).
 """
-
-
-def read_prompts_file(path: Union[str, Path]) -> List[str]:
-    path = Path(path)
-    if not path.is_file():
-        raise PromptError(f"Prompts file {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix != ".json":
-        return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    try:
-        jobs = json.loads(text)["jobs"]
-        return [prompt for job in jobs for prompt in job.get("prompts", [])]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
-        raise PromptError(f'{path}: expected the jobs file of nnUNetv2_openvocab_predict ({{"jobs": [{{"image": '
-                          f'..., "prompts": [...]}}]}}), or a text file with one prompt per line.') from None
-
-
-def export_bank(model_folder: Union[str, Path], prompts: Sequence[str], output: Union[str, Path],
-                checkpoint_name: str = DEFAULT_CHECKPOINT, folds=None) -> Path:
-    """Embed ``prompts`` and the texts a prediction needs besides, with the model's own text encoder."""
-    spec = load_trained_model(model_folder, folds, checkpoint_name).spec
-    training = [text for texts in spec.text_prompts.values() for text in texts]
-    taxonomy = [text for text, _ in taxonomy_entries(load_taxonomy())]
-    texts = list(dict.fromkeys([*prompts, *training, *taxonomy]))
-    cache = PromptEmbeddingCache(spec.text_encoder, spec.text_encoder_fingerprint)
-    return save_embedding_bank(output, texts, cache.embed(texts), spec.text_encoder, spec.text_encoder_fingerprint)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

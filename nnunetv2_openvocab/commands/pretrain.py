@@ -17,7 +17,7 @@ worked example (CT-RATE manifest from caption curation, STU-Net trained with nnU
   nnUNetv2_openvocab_pretrain cache-features --manifest curated/manifest.jsonl \\
       --encoder-checkpoint $nnUNet_results/Dataset291_TotalSeg/STUNetTrainer__nnUNetPlans__3d_fullres/fold_0/checkpoint_final.pth \\
       --out pretrain/cache --device cuda --shard 0 --num-shards 4      # run shards 0..3 anywhere, rerun to resume
-  torchrun --nproc_per_node 4 -m nnunetv2_openvocab.pretraining.pretrain_entry train \\
+  torchrun --nproc_per_node 4 -m nnunetv2_openvocab.commands.pretrain train \\
       --manifest curated/manifest.jsonl --cache pretrain/cache --text-encoder FremyCompany/BioLORD-2023 \\
       --out pretrain/run --device cuda --batch-size 32              # add --resume to continue after a stop
   nnUNetv2_openvocab_pretrain export --run pretrain/run --out pretrain/aligned

@@ -1,0 +1,30 @@
+"""``prediction_settings.json``: what a prediction run used and which cases it predicted, merged with earlier runs
+into the same output folder (which must have used the same model and sliding-window settings)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nnunetv2_openvocab.output_folder import OutputFolderError
+
+SETTINGS_FILE = "prediction_settings.json"
+# settings that must agree for two runs to share one output folder (their cases and reports are merged)
+SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_size", "mirror_axes", "text_encoder")
+
+
+def merged_settings(path: Path, settings: dict) -> dict:
+    """``settings`` plus the cases of an earlier run recorded in ``path``; refuses a folder that holds the
+    predictions of another model or other sliding-window settings."""
+    if not path.is_file():
+        return settings
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+        differing = [key for key in SHARED_SETTINGS if previous[key] != settings[key]]
+        previous_cases = dict(previous["cases"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputFolderError(f"{path} is damaged ({error!r}); delete it (the masks stay usable) or predict into "
+                                f"a new -o.") from None
+    if differing:
+        raise OutputFolderError(f"{path.parent} holds predictions made with other settings ({', '.join(differing)} "
+                                f"differ, see {path}). Predict into a new -o, or empty that folder.")
+    return {**settings, "cases": {**previous_cases, **settings["cases"]}}
