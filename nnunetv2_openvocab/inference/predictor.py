@@ -35,13 +35,13 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from tqdm import tqdm
 
 from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
-from nnunetv2_openvocab.inference.case_outputs import (DICOM_SEG, CaseOutputWriter, OutputOptions, check_case_outputs,
-                                                       expected_files)
+from nnunetv2_openvocab.inference.case_outputs import (DICOM_WRITERS, CaseOutputWriter, OutputOptions,
+                                                       check_case_outputs, dicom_writer, expected_files)
 from nnunetv2_openvocab.inference.case_parts import CasePart
-from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
 from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
 from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
-                                                       reader_writer_for, sitk_image_to_case_arrays)
+                                                       reader_writer_for, require_dicom_series,
+                                                       sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
@@ -337,8 +337,8 @@ class OpenVocabPredictor:
         part writes the same ones); ``workers`` preprocess and export in background processes (-npp/-nps)."""
         output_folder = check_output_folder(output_folder, "-o", inputs)
         jobs = self.make_jobs(inputs, prompts, prompts_file)
-        if options.output_type == DICOM_SEG:
-            check_dicom_seg_inputs([job.case for job in jobs])
+        if options.output_type in DICOM_WRITERS:
+            require_dicom_series([job.case for job in jobs], options.output_type)
         file_ending = self.model.dataset_json["file_ending"]
         for job in jobs:
             check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
@@ -379,13 +379,11 @@ class OpenVocabPredictor:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
         answers = self.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
                                                  options.save_probabilities)
-        dicom_seg = None
-        if options.output_type == DICOM_SEG:
-            dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
-                                       output_folder / f"{job.case.case_id}{DICOM_SEG_ENDING}", self.model.folder.name)
+        dicom = dicom_writer(options.output_type, job.case.sources[0], job.prompts, output_folder, job.case.case_id,
+                             self.model.folder.name)
         writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
                                   reader_writer_for(job.case, plans_reader_writer), case.properties, options,
-                                  case.image, dicom_seg, export)
+                                  case.image, dicom, export)
         found: Dict[str, Presence] = {}
         for answer in answers:
             found[job.prompts[answer.index]] = answer.presence
