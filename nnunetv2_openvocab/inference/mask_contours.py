@@ -39,11 +39,14 @@ def contour_loops(mask: np.ndarray) -> List[np.ndarray]:
     """Closed loops of ``mask`` (2D, bool), each an (n, 2) float array of (row, column) corners, first corner
     not repeated at the end."""
     mask = np.asarray(mask, dtype=bool)
+    rows_used, columns_used = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows_used.size == 0:
+        return []
+    offset = np.array([rows_used[0], columns_used[0]])  # trace the bounding box only: far fewer pixels to scan
+    mask = mask[rows_used[0]:rows_used[-1] + 1, columns_used[0]:columns_used[-1] + 1]
     columns = mask.shape[1] + 1  # corners per row
     starts = _edge_starts(mask)
     edge_ids = np.concatenate([(s[:, 0] * columns + s[:, 1]) * 4 + d for d, s in enumerate(starts)])
-    if edge_ids.size == 0:
-        return []
     ends = [s + STEPS[d] for d, s in enumerate(starts)]
     end_corners = np.concatenate([e[:, 0] * columns + e[:, 1] for e in ends])
     directions = edge_ids % 4
@@ -53,18 +56,23 @@ def contour_loops(mask: np.ndarray) -> List[np.ndarray]:
     for turn in (TURN_AWAY, STRAIGHT, TURN_TOWARDS_FOREGROUND):  # last assignment wins: the preferred turn
         candidate = end_corners * 4 + (directions + turn) % 4
         following = np.where(present[candidate], candidate, following)
-    next_of = dict(zip(edge_ids.tolist(), following.tolist()))
-    loops, unvisited = [], set(next_of)
-    for first in edge_ids.tolist():
-        if first not in unvisited:
-            continue
+    order = np.argsort(edge_ids)
+    following = order[np.searchsorted(edge_ids[order], following)]  # edge id -> position in edge_ids
+    loops = [np.array(corners) for corners in _walk(following.tolist(), (directions[following] != directions).tolist(),
+                                                       end_corners.tolist())]
+    return [np.stack([corners // columns, corners % columns], axis=1) + offset - 0.5 for corners in loops]
+
+
+def _walk(following: List[int], turns_at_end: List[bool], end_corners: List[int]) -> List[List[int]]:
+    """The cycles of the edge permutation ``following``, each as the corners where it turns."""
+    loops, visited = [], bytearray(len(following))
+    for first in range(len(following)):
         loop, edge = [], first
-        while edge in unvisited:
-            unvisited.remove(edge)
-            following_edge = next_of[edge]
-            if following_edge % 4 != edge % 4:  # the loop turns at the end of this edge: a corner
-                loop.append(following_edge // 4)
-            edge = following_edge
-        corners = np.array(loop)
-        loops.append(np.stack([corners // columns, corners % columns], axis=1) - 0.5)
+        while not visited[edge]:
+            visited[edge] = True
+            if turns_at_end[edge]:
+                loop.append(end_corners[edge])
+            edge = following[edge]
+        if loop:  # empty when `first` lies on a loop already walked
+            loops.append(loop)
     return loops
