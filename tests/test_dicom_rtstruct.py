@@ -1,12 +1,15 @@
 """``--output-type dicom_rtstruct``: the real CT, written as a DICOM series with pydicom, gets one RT Structure Set.
 
-Read back with pydicom and rasterised here (matplotlib's point-in-polygon, even-odd rule, placed with the geometry
-SimpleITK reads from the series, not the writer's), every ROI equals its mask: first the writer alone on the real
+Read back with pydicom and rasterised here (matplotlib's point-in-polygon, placed with the geometry SimpleITK reads
+from the series, not the writer's), every ROI equals its mask, whether a plane's contours are combined by the
+even-odd rule or filled one by one and united (readers differ on holes): first the writer alone on the real
 CT's reference label masks, in three geometries (as stored, slices in reverse order, an oblique in-plane direction
 with unequal row and column spacing), then the command line with the trained model against its own NIfTI masks."""
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 
 import numpy as np
 import pydicom
@@ -52,7 +55,8 @@ def dice(a, b):
 
 
 def read_rtstruct_masks(path, series_image):
-    """{ROI name: (slices, rows, columns) bool} of the RTSTRUCT at ``path``, in ``series_image``'s grid."""
+    """The RTSTRUCT at ``path`` and {ROI name: ((slices, rows, columns) bool even-odd fill, union of the contours'
+    own fills)} in ``series_image``'s grid."""
     rtstruct = pydicom.dcmread(path)
     columns, rows, slices = series_image.GetSize()
     index_to_patient = np.array(series_image.GetDirection()).reshape(3, 3) * np.array(series_image.GetSpacing())
@@ -62,15 +66,17 @@ def read_rtstruct_masks(path, series_image):
     names = {roi.ROINumber: roi.ROIName for roi in rtstruct.StructureSetROISequence}
     masks = {}
     for roi in rtstruct.ROIContourSequence:
-        volume = np.zeros((slices, rows, columns), dtype=bool)
+        even_odd, union = (np.zeros((slices, rows, columns), dtype=bool) for _ in range(2))
         for contour in roi.ContourSequence:
             assert contour.ContourGeometricType == "CLOSED_PLANAR"
             points = np.asarray(contour.ContourData, dtype=float).reshape(-1, 3)
             index = (points - np.array(series_image.GetOrigin())) @ patient_to_index.T  # (n, 3): column, row, slice
             slice_index = int(np.rint(index[0, 2]))
             assert np.allclose(index[:, 2], slice_index, atol=1e-3)  # planar, on a slice
-            volume[slice_index] ^= Path(index[:, :2]).contains_points(centres).reshape(rows, columns)
-        masks[names[roi.ReferencedROINumber]] = volume
+            inside = Path(index[:, :2]).contains_points(centres).reshape(rows, columns)
+            even_odd[slice_index] ^= inside
+            union[slice_index] |= inside
+        masks[names[roi.ReferencedROINumber]] = even_odd, union
     return rtstruct, masks
 
 
@@ -98,8 +104,8 @@ def _check_references(rtstruct, series_folder):
             assert np.allclose((points - np.asarray(image.ImagePositionPatient, dtype=float)) @ normal, 0, atol=1e-2)
 
 
-@pytest.mark.parametrize("geometry", [None, _reversed_slices, _oblique], ids=["as_stored", "reversed", "oblique"])
-def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
+def _real_ct_series(geometry, tmp_path):
+    """The bundled CT as a DICOM series, its grid as SimpleITK reads it, and the prompts' reference masks there."""
     image, labels = sitk.ReadImage(str(EXAMPLE_CT)), sitk.ReadImage(str(EXAMPLE_LABELS))
     if geometry is not None:
         image, labels = geometry(image), geometry(labels)
@@ -108,7 +114,12 @@ def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
     series_image = read_dicom_series(series_folder)
     label_array = sitk.GetArrayFromImage(sitk.Resample(labels, series_image, sitk.Transform(),
                                                        sitk.sitkNearestNeighbor, 0))
-    expected = {prompt: np.isin(label_array, values) for prompt, values in LABELS_OF_PROMPT.items()}
+    return series_folder, series_image, {p: np.isin(label_array, values) for p, values in LABELS_OF_PROMPT.items()}
+
+
+@pytest.mark.parametrize("geometry", [None, _reversed_slices, _oblique], ids=["as_stored", "reversed", "oblique"])
+def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
+    series_folder, series_image, expected = _real_ct_series(geometry, tmp_path)
     assert any((ndimage.binary_fill_holes(plane) & ~plane).any() for plane in expected["liver"])  # holes tested
     assert max(ndimage.label(plane)[1] for plane in expected["renal organs"]) >= 2  # and several components
 
@@ -123,11 +134,30 @@ def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
 
     rtstruct, masks = read_rtstruct_masks(path, series_image)
     assert list(masks) == ["liver", "renal organs", "colon", "sacrum"]  # the empty prompt is left out
-    for prompt, mask in masks.items():
-        assert dice(mask, expected[prompt]) >= 0.95, prompt
-        assert np.array_equal(mask, expected[prompt]), prompt  # pixel-edge contours: exact
+    for prompt, fills in masks.items():
+        for mask in fills:
+            assert dice(mask, expected[prompt]) >= 0.95, prompt
+            assert np.array_equal(mask, expected[prompt]), prompt  # pixel-edge contours: exact
     assert [list(map(int, roi.ROIDisplayColor)) for roi in rtstruct.ROIContourSequence] == [_tab10(k) for k in range(4)]
     _check_references(rtstruct, series_folder)
+
+
+@pytest.mark.skipif(shutil.which("plastimatch") is None, reason="plastimatch not installed (apt install plastimatch)")
+def test_plastimatch_reads_the_oblique_rtstruct_back(tmp_path):
+    """plastimatch, a radiotherapy tool, fills each contour on its own: separate hole contours would come back filled."""
+    series_folder, series_image, expected = _real_ct_series(_oblique, tmp_path)
+    path = tmp_path / "patient_1_rtstruct.dcm"
+    writer = DicomRtstructWriter(series_folder, list(LABELS_OF_PROMPT), path, "Dataset990_test")
+    for k, mask in enumerate(expected.values()):
+        writer.add(k, mask)
+    writer.finish()
+    subprocess.run(["plastimatch", "convert", "--input", str(path), "--referenced-ct", str(series_folder),
+                    "--output-prefix", str(tmp_path / "plastimatch"), "--prefix-format", "nii.gz"],
+                   check=True, capture_output=True)
+    for prompt in ("liver", "renal organs", "colon", "sacrum"):
+        structure = sitk.ReadImage(str(tmp_path / "plastimatch" / f"{prompt}.nii.gz"))
+        on_series_grid = sitk.Resample(structure, series_image, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+        assert np.array_equal(sitk.GetArrayFromImage(on_series_grid) > 0, expected[prompt]), prompt
 
 
 def test_truncated_rtstruct_fails_the_check(tmp_path):
@@ -170,8 +200,9 @@ def test_command_line_rtstruct_matches_the_nifti_masks(trained_openvocab_model, 
                                                   read_dicom_series(series))
     assert list(from_rtstruct) == PROMPTS
     for prompt in PROMPTS:
-        assert dice(from_rtstruct[prompt], masks[prompt] > 0) >= 0.95, prompt
-        assert np.array_equal(from_rtstruct[prompt], masks[prompt] > 0), prompt
+        for mask in from_rtstruct[prompt]:
+            assert dice(mask, masks[prompt] > 0) >= 0.95, prompt
+            assert np.array_equal(mask, masks[prompt] > 0), prompt
     legend = __import__("json").loads((tmp_path / "rt" / "combined" / "patient_1.json").read_text())
     assert ["#" + bytes(map(int, roi.ROIDisplayColor)).hex() for roi in rtstruct.ROIContourSequence] == \
         [legend["colours"][str(k)] for k in range(1, len(PROMPTS) + 1)]

@@ -6,12 +6,11 @@
     (prompt_colours); RT ROI Identification Code = the prompt's segmented property type (segment_coding);
   * references: the source study, series, frame of reference and every source instance (Referenced Frame of
     Reference Sequence); each contour names the instance it lies on;
-  * contours: per image plane of the series (the axial slices of an axial CT), every boundary of the mask on
-    that plane, outer ones and holes, as CLOSED_PLANAR contours that run along the pixels' edges
-    (mask_contours). A planning system fills nested contours by the even-odd rule (a contour inside another
-    is a hole: Eclipse, RayStation, 3D Slicer, dicompyler-core), and outer and hole contours run in opposite
-    senses, so the nonzero winding rule fills the same; both give back the mask exactly. A reader that fills
-    each contour and takes the union fills the holes.
+  * contours: per image plane of the series (the axial slices of an axial CT), one CLOSED_PLANAR contour per
+    connected component of the mask on that plane, along its pixels' edges, with its holes joined in by
+    zero-width keyhole cuts (keyhole_contours); an island inside a hole has its own contour. Filled by the
+    even-odd rule, the nonzero winding rule or as a union of separately filled contours (readers differ), they
+    give back the mask exactly.
 A prompt with an empty mask gets no ROI (an ROI without contours is refused by some planning systems); such
 prompts are named in a warning.
 
@@ -22,7 +21,7 @@ Orientation (Patient) and Pixel Spacing, so any slice order and any in-plane dir
 rt-utils (TotalSegmentator's choice) is not used: it needs OpenCV, its contours run through the boundary
 pixels' centres (so rasterising them back by pixel centres loses part of the boundary, and one-pixel-wide parts
 collapse), its releases have sorted slices by Slice Location or the z coordinate alone, and its README warns
-that holes are handled poorly.
+that holes are handled poorly (its optional "pin hole" cuts a line of pixels out of the mask).
 """
 from __future__ import annotations
 
@@ -46,7 +45,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.inference.dicom_seg import LABEL_LENGTH, PACKAGE, software_version
 from nnunetv2_openvocab.inference.input_images import dicom_series_files
-from nnunetv2_openvocab.inference.mask_contours import contour_loops
+from nnunetv2_openvocab.inference.keyhole_contours import component_contours
 from nnunetv2_openvocab.inference.prompt_colours import prompt_colours_8bit
 from nnunetv2_openvocab.inference.segment_coding import segment_codes
 
@@ -84,10 +83,10 @@ class ImagePlane:
         return self.first_pixel + row_columns[:, :1] * self.row_step + row_columns[:, 1:] * self.column_step
 
 
-def mask_contours(mask: np.ndarray, planes: Sequence[ImagePlane]) -> List[Contour]:
+def plane_contours(mask: np.ndarray, planes: Sequence[ImagePlane]) -> List[Contour]:
     """The contours of a (slices, rows, columns) mask, slice by slice."""
     return [(k, planes[k].to_patient(loop)) for k in np.flatnonzero(mask.any(axis=(1, 2)))
-            for loop in contour_loops(mask[k])]
+            for loop in component_contours(mask[k])]
 
 
 def _encoded_decimals(tag: BaseTag, values: np.ndarray) -> RawDataElement:
@@ -186,7 +185,7 @@ class DicomRtstructWriter:
         self.contours: Dict[int, List[Contour]] = {}
 
     def add(self, prompt_index: int, mask: np.ndarray) -> None:
-        self.contours[prompt_index] = mask_contours(np.asarray(mask, dtype=bool), self.planes)
+        self.contours[prompt_index] = plane_contours(np.asarray(mask, dtype=bool), self.planes)
 
     @property
     def empty_prompts(self) -> List[str]:

@@ -7,9 +7,9 @@ get separate loops (4-connected components) that touch at a corner but never cro
 are dropped: a loop keeps only its corners.
 
 Rasterising the loops back by pixel centres with the even-odd rule (a centre inside an odd number of loops is
-foreground: what RT planning systems, 3D Slicer and dicompyler-core do with nested contours) or with the
-nonzero winding rule returns exactly the mask: every pixel centre lies half a pixel away from every edge, and
-the fill of a set of edges does not depend on how they are grouped into loops.
+foreground) or with the nonzero winding rule returns exactly the mask: every pixel centre lies half a pixel
+away from every edge, and the fill of a set of edges does not depend on how they are grouped into loops.
+keyhole_contours joins holes to their outer boundary for readers that fill each contour on its own.
 
 Coordinates are (row, column) in pixel units with pixel centres at integers, so corners sit at half-integers.
 """
