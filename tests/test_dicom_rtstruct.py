@@ -134,6 +134,7 @@ def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
 
     rtstruct, masks = read_rtstruct_masks(path, series_image)
     assert list(masks) == ["liver", "renal organs", "colon", "sacrum"]  # the empty prompt is left out
+    assert rtstruct.StructureSetDescription.endswith("empty mask: brain")  # and named
     for prompt, fills in masks.items():
         for mask in fills:
             assert dice(mask, expected[prompt]) >= 0.95, prompt
@@ -144,7 +145,7 @@ def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
 
 @pytest.mark.skipif(shutil.which("plastimatch") is None, reason="plastimatch not installed (apt install plastimatch)")
 def test_plastimatch_reads_the_oblique_rtstruct_back(tmp_path):
-    """plastimatch, a radiotherapy tool, fills each contour on its own: separate hole contours would come back filled."""
+    """plastimatch, a radiotherapy tool, fills each contour on its own: separate hole contours come back filled."""
     series_folder, series_image, expected = _real_ct_series(_oblique, tmp_path)
     path = tmp_path / "patient_1_rtstruct.dcm"
     writer = DicomRtstructWriter(series_folder, list(LABELS_OF_PROMPT), path, "Dataset990_test")

@@ -122,8 +122,8 @@ def check_case_outputs(case_id: str, prompts: Sequence[str], ending: str, option
 class CaseOutputWriter:
     """Receives the masks of one case in prompt order and writes each output as soon as it is complete.
 
-    ``dicom`` (a DICOM-SEG or RTSTRUCT writer) replaces the per-prompt mask files; ``export`` runs the mask and probability writes (inline
-    by default)."""
+    ``dicom`` (a DICOM-SEG or RTSTRUCT writer) replaces the per-prompt mask files; ``export`` runs the mask and
+    probability writes (inline by default)."""
 
     def __init__(self, output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
                  reader_writer: BaseReaderWriter, properties: dict, options: OutputOptions,

@@ -1,9 +1,10 @@
 """``--output-type dicom_rtstruct``: one DICOM RT Structure Set per case of a DICOM series (pydicom).
 
 ``<case>_rtstruct.dcm`` holds one ROI per prompt whose mask is not empty, in prompt order:
-  * ROI Name = the prompt (its first 64 characters, DICOM's limit; a longer prompt is kept whole in ROI
-    Description); ROI Display Color = the prompt's colour in the preview and the combined map's legend
-    (prompt_colours); RT ROI Identification Code = the prompt's segmented property type (segment_coding);
+  * ROI Name = the prompt (its first 64 characters, DICOM's limit, with '\\' as '/'; a prompt that had to be
+    changed is kept whole in ROI Description); ROI Display Color = the prompt's colour in the preview and the
+    combined map's legend (prompt_colours); RT ROI Identification Code = the prompt's segmented property type
+    (segment_coding);
   * references: the source study, series, frame of reference and every source instance (Referenced Frame of
     Reference Sequence); each contour names the instance it lies on;
   * contours: per image plane of the series (the axial slices of an axial CT), one CLOSED_PLANAR contour per
@@ -12,7 +13,7 @@
     even-odd rule, the nonzero winding rule or as a union of separately filled contours (readers differ), they
     give back the mask exactly.
 A prompt with an empty mask gets no ROI (an ROI without contours is refused by some planning systems); such
-prompts are named in a warning.
+prompts are named in a warning and in the Structure Set Description.
 
 Geometry: a mask comes in the series' array layout (file k of ``dicom_series_files`` is slice k, row r and
 column c are its pixel's), and each contour point is placed with its own instance's Image Position and
@@ -59,6 +60,7 @@ COPIED_FROM_SOURCE = ("PatientName", "PatientID", "PatientBirthDate", "PatientSe
                       "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
 CONTOUR_DATA = Tag(0x3006, 0x0050)
 CHARACTER_SET = "ISO_IR 192"
+DESCRIPTION_LENGTH = 1024  # VR ST
 Contour = Tuple[int, np.ndarray]  # (slice index, (n, 3) points in mm)
 
 
@@ -120,8 +122,9 @@ def _roi_items(number: int, prompt: str, colour: np.ndarray, contours: Sequence[
                planes: Sequence[ImagePlane], frame_of_reference: str, algorithm_name: str) -> Tuple[Dataset, ...]:
     """(Structure Set ROI, ROI Contour, RT ROI Observations) items of one prompt."""
     roi = Dataset()
-    roi.ROINumber, roi.ReferencedFrameOfReferenceUID, roi.ROIName = number, frame_of_reference, prompt[:LABEL_LENGTH]
-    if len(prompt) > LABEL_LENGTH:
+    name = prompt.replace("\\", "/")[:LABEL_LENGTH]  # a backslash would split the name into several values
+    roi.ROINumber, roi.ReferencedFrameOfReferenceUID, roi.ROIName = number, frame_of_reference, name
+    if name != prompt:
         roi.ROIDescription = prompt
     roi.ROIGenerationAlgorithm, roi.ROIGenerationDescription = "AUTOMATIC", algorithm_name[:LABEL_LENGTH]
     items = []
@@ -143,11 +146,11 @@ def _roi_items(number: int, prompt: str, colour: np.ndarray, contours: Sequence[
     return roi, contour, observation
 
 
-def structure_set(sources: Sequence[Dataset], prompts: Sequence[str], contours: Dict[int, List[Contour]],
-                  algorithm_name: str) -> pydicom.FileDataset:
-    """The RT Structure Set of ``prompts`` (ROI for prompt k only where ``contours[k]`` is not empty)."""
-    planes = [ImagePlane.of(source) for source in sources]
-    source = sources[0]
+def structure_set(source: Dataset, planes: Sequence[ImagePlane], prompts: Sequence[str],
+                  contours: Dict[int, List[Contour]], algorithm_name: str) -> pydicom.FileDataset:
+    """The RT Structure Set of ``prompts`` on the series of ``source`` (its first instance) and ``planes`` (all its
+    instances): an ROI for prompt k only where ``contours[k]`` is not empty; the others are named in the
+    Structure Set Description."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = RT_STRUCTURE_SET_STORAGE, generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -164,6 +167,9 @@ def structure_set(sources: Sequence[Dataset], prompts: Sequence[str], contours: 
     ds.OperatorsName, ds.Manufacturer, ds.SoftwareVersions = "", PACKAGE, software_version()
     ds.ManufacturerModelName = algorithm_name[:LABEL_LENGTH]
     ds.StructureSetLabel, ds.StructureSetName = "OPENVOCAB", "free-text prompted segmentation"
+    empty = [prompt for k, prompt in enumerate(prompts) if not contours.get(k)]
+    if empty:
+        ds.StructureSetDescription = f"no ROI for prompts with an empty mask: {'; '.join(empty)}"[:DESCRIPTION_LENGTH]
     ds.ReferencedFrameOfReferenceSequence = DicomSequence([_referenced_frame_of_reference(source, planes)])
     colours = prompt_colours_8bit(len(prompts))
     items = [_roi_items(k + 1, prompts[k], colours[k], contours[k], planes, source.FrameOfReferenceUID,
@@ -192,7 +198,7 @@ class DicomRtstructWriter:
         return [prompt for k, prompt in enumerate(self.prompts) if not self.contours.get(k)]
 
     def finish(self) -> Path:
-        dataset = structure_set(self.sources, self.prompts, self.contours, self.algorithm_name)
+        dataset = structure_set(self.sources[0], self.planes, self.prompts, self.contours, self.algorithm_name)
         if self.empty_prompts:
             logger.warning("%s: no ROI for %d prompt(s) with an empty mask: %s", self.path,
                            len(self.empty_prompts), ", ".join(map(repr, self.empty_prompts)))
