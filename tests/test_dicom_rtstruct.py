@@ -7,6 +7,7 @@ CT's reference label masks, in three geometries (as stored, slices in reverse or
 with unequal row and column spacing), then the command line with the trained model against its own NIfTI masks."""
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import subprocess
@@ -22,7 +23,7 @@ from scipy import ndimage
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.dicom_rtstruct import DicomRtstructWriter, check_rtstruct
-from nnunetv2_openvocab.inference.input_images import dicom_series_files, read_dicom_series
+from nnunetv2_openvocab.inference.input_images import read_dicom_series
 from nnunetv2_openvocab.inference.predict_entry import main
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
@@ -176,7 +177,6 @@ def test_truncated_rtstruct_fails_the_check(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(ValueError):
         check_rtstruct(path, rois=1)
-    assert len(dicom_series_files(tmp_path / "series")) == 4
 
 
 PROMPTS = ["liver", "left kidney", "renal organs"]
@@ -204,7 +204,7 @@ def test_command_line_rtstruct_matches_the_nifti_masks(trained_openvocab_model, 
         for mask in from_rtstruct[prompt]:
             assert dice(mask, masks[prompt] > 0) >= 0.95, prompt
             assert np.array_equal(mask, masks[prompt] > 0), prompt
-    legend = __import__("json").loads((tmp_path / "rt" / "combined" / "patient_1.json").read_text())
+    legend = json.loads((tmp_path / "rt" / "combined" / "patient_1.json").read_text())
     assert ["#" + bytes(map(int, roi.ROIDisplayColor)).hex() for roi in rtstruct.ROIContourSequence] == \
         [legend["colours"][str(k)] for k in range(1, len(PROMPTS) + 1)]
     _check_references(rtstruct, series)
