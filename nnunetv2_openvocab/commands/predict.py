@@ -33,6 +33,8 @@ examples:
   nnUNetv2_openvocab_predict --prompts-file jobs.json -o pred -m MODEL_FOLDER
   # a DICOM Segmentation object per DICOM series, plus float16 probability maps
   nnUNetv2_openvocab_predict -i dicom/ -o pred -m MODEL_FOLDER --output-type dicom_seg --save_probabilities
+  # an RT Structure Set per DICOM series, for radiotherapy planning systems
+  nnUNetv2_openvocab_predict -i dicom/ -o pred -m MODEL_FOLDER --output-type dicom_rtstruct --prompts liver
   # half of the cases on each of two machines (same command, -part_id 0 and 1)
   nnUNetv2_openvocab_predict -i imagesTs -o pred -m MODEL_FOLDER -num_parts 2 -part_id 1
   # no text encoder on this machine: a bank exported elsewhere with nnUNetv2_openvocab_embed
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also write each prompt's float16 probability map (probabilities/, .npz as nnU-Net)")
     parser.add_argument("--output-type", choices=OUTPUT_TYPES, default=NIFTI,
                         help="nifti: one mask file per prompt (default); dicom_seg: one DICOM Segmentation object "
-                             "per case, for DICOM series inputs")
+                             "per case; dicom_rtstruct: one RT Structure Set per case (both for DICOM series inputs)")
     parser.add_argument("-num_parts", type=int, default=1,
                         help="split the cases into this many parts, e.g. one per GPU or machine (nnU-Net's flag)")
     parser.add_argument("-part_id", type=int, default=0,

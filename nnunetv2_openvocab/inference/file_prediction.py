@@ -17,10 +17,9 @@ from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
 from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.case_preprocessing import PreprocessedCase, read_and_preprocess
-from nnunetv2_openvocab.inference.input_images import reader_writer_for
-from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_SEG, CaseOutputWriter, OutputOptions,
-                                                               check_case_outputs, expected_files)
-from nnunetv2_openvocab.inference.outputs.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
+from nnunetv2_openvocab.inference.input_images import reader_writer_for, require_dicom_series
+from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_WRITERS, CaseOutputWriter, OutputOptions,
+                                                               check_case_outputs, dicom_writer, expected_files)
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, write_prompt_report
 from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings
 from nnunetv2_openvocab.inference.presence import Presence
@@ -46,15 +45,15 @@ class PredictionRun:
 
 
 def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Path]], output_folder: Union[str, Path],
-                       prompts: Optional[Sequence[str]] = None, prompts_file: Optional[Union[str, Path]] = None,
-                       options: OutputOptions = OutputOptions(), skip_existing: bool = False,
-                       far_threshold: float = FAR_THRESHOLD, part: CasePart = CasePart(),
-                       workers: Workers = Workers()) -> PredictionRun:
+                  prompts: Optional[Sequence[str]] = None, prompts_file: Optional[Union[str, Path]] = None,
+                  options: OutputOptions = OutputOptions(), skip_existing: bool = False,
+                  far_threshold: float = FAR_THRESHOLD, part: CasePart = CasePart(),
+                  workers: Workers = Workers()) -> PredictionRun:
     """The body of ``OpenVocabPredictor.predict_from_files`` (see there)."""
     output_folder = check_output_folder(output_folder, "-o", inputs)
     jobs = predictor.make_jobs(inputs, prompts, prompts_file)
-    if options.output_type == DICOM_SEG:
-        check_dicom_seg_inputs([job.case for job in jobs])
+    if options.output_type in DICOM_WRITERS:
+        require_dicom_series([job.case for job in jobs], options.output_type)
     file_ending = predictor.model.dataset_json["file_ending"]
     for job in jobs:
         check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
@@ -63,7 +62,7 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     prompts_of_run = all_prompts(jobs)
     predictor.embed([q for g in predictor.ground(prompts_of_run) for q in g.queries])
     report = predictor.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
-                                                   for p in case["prompts"])), far_threshold)
+                                                        for p in case["prompts"])), far_threshold)
     run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
     write_json_atomic(output_folder / SETTINGS_FILE, settings)
     todo = []
@@ -91,18 +90,17 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     return run
 
 
-def predict_case(predictor: OpenVocabPredictor, job: PredictionJob, case: PreprocessedCase, output_folder: Path, ending: str,
-                  options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
+def predict_case(predictor: OpenVocabPredictor, job: PredictionJob, case: PreprocessedCase, output_folder: Path,
+                 ending: str, options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
+    """Predict one preprocessed case and write its outputs; returns the files and each prompt's presence."""
     plans_reader_writer = predictor.model.plans_manager.image_reader_writer_class
     answers = predictor.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
-                                             options.save_probabilities)
-    dicom_seg = None
-    if options.output_type == DICOM_SEG:
-        dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
-                                   output_folder / f"{job.case.case_id}{DICOM_SEG_ENDING}", predictor.model.folder.name)
+                                                  options.save_probabilities)
+    dicom = dicom_writer(options.output_type, job.case.sources[0], job.prompts, output_folder, job.case.case_id,
+                         predictor.model.folder.name)
     writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
                               reader_writer_for(job.case, plans_reader_writer), case.properties, options,
-                              case.image, dicom_seg, export)
+                              case.image, dicom, export)
     found: Dict[str, Presence] = {}
     for answer in answers:
         found[job.prompts[answer.index]] = answer.presence

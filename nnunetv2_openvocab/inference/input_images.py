@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple, Type
+from typing import Dict, List, Sequence, Tuple, Type
 
 import numpy as np
 import SimpleITK as sitk
@@ -139,6 +139,15 @@ def check_case(case: CaseInput, num_channels: int) -> None:
         raise InputImageError(f"Case {case.case_id} has {found_channels} channel(s) ({[str(p) for p in case.sources]}) "
                               f"but the model takes {num_channels}. Give one file per channel: "
                               f"{case.case_id}_0000 ... {case.case_id}_{num_channels - 1:04d}.")
+
+
+def require_dicom_series(cases: Sequence[CaseInput], output_type: str) -> None:
+    """DICOM outputs (SEG, RTSTRUCT) reference their source instances, so only DICOM series inputs can have them."""
+    images = [case for case in cases if not case.is_dicom]
+    if images:
+        raise InputImageError(f"--output-type {output_type} needs DICOM series inputs, but case {images[0].case_id} "
+                              f"is the image file {images[0].sources[0]} ({len(images)} such case(s)). Pass the DICOM "
+                              f"series folders, or use --output-type nifti for image files.")
 
 
 def dicom_series_files(folder: Path) -> Tuple[str, ...]:

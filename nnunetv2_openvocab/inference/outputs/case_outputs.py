@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 
 from nnunetv2_openvocab.inference.background_workers import ExportQueue
 from nnunetv2_openvocab.inference.outputs.combined_map import CombinedLabelMap
+from nnunetv2_openvocab.inference.outputs.dicom_rtstruct import RTSTRUCT_ENDING, DicomRtstructWriter
 from nnunetv2_openvocab.inference.outputs.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.outputs.preview import write_preview
@@ -28,8 +29,10 @@ from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 from nnunetv2_openvocab.user_errors import UserError
 
 COMBINED_FOLDER, STATISTICS_FOLDER, PREVIEW_FOLDER = "combined", "statistics", "previews"
-NIFTI, DICOM_SEG = "nifti", "dicom_seg"
-OUTPUT_TYPES = (NIFTI, DICOM_SEG)
+NIFTI, DICOM_SEG, DICOM_RTSTRUCT = "nifti", "dicom_seg", "dicom_rtstruct"
+OUTPUT_TYPES = (NIFTI, DICOM_SEG, DICOM_RTSTRUCT)
+DicomWriter = Union[DicomSegWriter, DicomRtstructWriter]
+DICOM_WRITERS = {DICOM_SEG: (DicomSegWriter, DICOM_SEG_ENDING), DICOM_RTSTRUCT: (DicomRtstructWriter, RTSTRUCT_ENDING)}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class OutputOptions:
     statistics: bool = False
     preview: bool = False
     save_probabilities: bool = False
-    output_type: str = NIFTI  # per-prompt mask files, or one DICOM-SEG per case
+    output_type: str = NIFTI  # per-prompt mask files, or one DICOM-SEG or RTSTRUCT per case
 
     @property
     def needs_image(self) -> bool:
@@ -51,8 +54,8 @@ class OutputOptions:
 
 def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
                    options: OutputOptions) -> List[Path]:
-    if options.output_type == DICOM_SEG:
-        files = [output_folder / f"{case_id}{DICOM_SEG_ENDING}"]
+    if options.output_type in DICOM_WRITERS:
+        files = [dicom_output_file(output_folder, case_id, options.output_type)]
     else:
         files = [output_folder / prompt_file_name(case_id, p, ending) for p in prompts]
     if options.save_probabilities:
@@ -66,6 +69,19 @@ def expected_files(output_folder: Path, case_id: str, prompts: Sequence[str], en
     if options.preview:
         files.append(output_folder / PREVIEW_FOLDER / f"{case_id}.png")
     return files
+
+
+def dicom_output_file(output_folder: Path, case_id: str, output_type: str) -> Path:
+    return output_folder / f"{case_id}{DICOM_WRITERS[output_type][1]}"
+
+
+def dicom_writer(output_type: str, series_folder: Path, prompts: Sequence[str], output_folder: Path, case_id: str,
+                 algorithm_name: str) -> Optional[DicomWriter]:
+    """The writer of the case's one DICOM object, or None for per-prompt mask files."""
+    if output_type not in DICOM_WRITERS:
+        return None
+    return DICOM_WRITERS[output_type][0](series_folder, prompts, dicom_output_file(output_folder, case_id, output_type),
+                                         algorithm_name)
 
 
 class CaseNameError(UserError, ValueError):
@@ -93,16 +109,16 @@ def check_case_outputs(case_id: str, prompts: Sequence[str], ending: str, option
 class CaseOutputWriter:
     """Receives the masks of one case in prompt order and writes each output as soon as it is complete.
 
-    ``dicom_seg`` replaces the per-prompt mask files; ``export`` runs the mask and probability writes (inline
-    by default)."""
+    ``dicom`` (a DICOM-SEG or RTSTRUCT writer) replaces the per-prompt mask files; ``export`` runs the mask and
+    probability writes (inline by default)."""
 
     def __init__(self, output_folder: Path, case_id: str, prompts: Sequence[str], ending: str,
                  reader_writer: BaseReaderWriter, properties: dict, options: OutputOptions,
-                 image: Optional[np.ndarray] = None, dicom_seg: Optional[DicomSegWriter] = None,
+                 image: Optional[np.ndarray] = None, dicom: Optional[DicomWriter] = None,
                  export: Optional[ExportQueue] = None):
         self.folder, self.case_id, self.prompts, self.ending = output_folder, case_id, list(prompts), ending
         self.reader_writer, self.properties, self.options, self.image = reader_writer, properties, options, image
-        self.dicom_seg, self.export = dicom_seg, export or ExportQueue(0)
+        self.dicom, self.export = dicom, export or ExportQueue(0)
         self.label_map: Optional[CombinedLabelMap] = None
         self.statistics: Dict[str, Dict] = {}
         self.probability_files: Dict[str, Path] = {}
@@ -111,8 +127,8 @@ class CaseOutputWriter:
     def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None,
             probabilities: Optional[np.ndarray] = None) -> None:
         prompt = self.prompts[prompt_index]
-        if self.dicom_seg is not None:
-            self.dicom_seg.add(prompt_index, mask)
+        if self.dicom is not None:
+            self.dicom.add(prompt_index, mask)
         else:
             self._write_segmentation(mask, self.folder / prompt_file_name(self.case_id, prompt, self.ending))
         if probabilities is not None:
@@ -129,8 +145,8 @@ class CaseOutputWriter:
                 self.statistics[prompt].update(presence.to_dict())
 
     def finish(self) -> List[Path]:
-        if self.dicom_seg is not None:
-            self.written.append(self.dicom_seg.finish())
+        if self.dicom is not None:
+            self.written.append(self.dicom.finish())
         if self.probability_files:
             path = geometry_file(self.folder, self.case_id)
             write_geometry(path, self.properties, self.probability_files)

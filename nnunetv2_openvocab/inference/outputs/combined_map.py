@@ -6,9 +6,9 @@ list; list the structure you care most about first). Nothing is dropped silently
 prompt, the voxels of its own binary mask, the voxels it kept in the map, and for each earlier prompt how
 many of its voxels that prompt had already taken. The per-prompt binary masks always keep full overlaps.
 
-Legend (``<case>_labels.json``)::
+Legend (``<case>_labels.json``); ``colours`` are the preview's and the RTSTRUCT's (prompt_colours)::
 
-    {"overlap_rule": "...", "labels": {"0": "background", "1": "liver", ...},
+    {"overlap_rule": "...", "labels": {"0": "background", "1": "liver", ...}, "colours": {"1": "#1f77b4", ...},
      "prompts": [{"label": 1, "prompt": "liver", "mask_voxels": 9500, "kept_voxels": 9500,
                   "lost_to": {}}, {"label": 2, ..., "lost_to": {"liver": 12}}]}
 """
@@ -17,6 +17,8 @@ from __future__ import annotations
 from typing import Dict, List, Sequence
 
 import numpy as np
+
+from nnunetv2_openvocab.inference.outputs.prompt_colours import prompt_colours_8bit
 
 OVERLAP_RULE = ("A voxel claimed by several prompts gets the label of the prompt listed first; "
                 "'lost_to' counts the voxels each prompt ceded to earlier prompts. Per-prompt masks keep all voxels.")
@@ -44,4 +46,6 @@ class CombinedLabelMap:
     def legend(self) -> Dict:
         return {"overlap_rule": OVERLAP_RULE,
                 "labels": {"0": "background", **{str(e["label"]): e["prompt"] for e in self.entries}},
+                "colours": {str(e["label"]): "#" + bytes(rgb).hex()
+                            for e, rgb in zip(self.entries, prompt_colours_8bit(len(self.prompts)))},
                 "prompts": self.entries}

@@ -22,7 +22,7 @@ import pydicom.errors
 from pydicom.sr.codedict import codes
 
 from nnunetv2_openvocab.atomic_files import atomic_path
-from nnunetv2_openvocab.inference.input_images import CaseInput, InputImageError, dicom_series_files
+from nnunetv2_openvocab.inference.input_images import dicom_series_files
 from nnunetv2_openvocab.inference.outputs.segment_coding import segment_codes
 
 DICOM_SEG_ENDING = ".dcm"
@@ -30,7 +30,7 @@ LABEL_LENGTH = 64  # VR LO
 PACKAGE = "nnunetv2-openvocab"
 
 
-def _software_version() -> str:
+def software_version() -> str:
     try:
         return version(PACKAGE)
     except PackageNotFoundError:  # running from a source tree that was never installed
@@ -40,7 +40,7 @@ def _software_version() -> str:
 def segment_descriptions(prompts: Sequence[str], algorithm_name: str) -> List[hd.seg.SegmentDescription]:
     algorithm = hd.AlgorithmIdentificationSequence(name=algorithm_name[:LABEL_LENGTH],
                                                    family=codes.cid7162.ArtificialIntelligence,
-                                                   version=_software_version())
+                                                   version=software_version())
     descriptions = []
     for number, prompt in enumerate(prompts, start=1):
         category, property_type = segment_codes(prompt)
@@ -73,7 +73,7 @@ class DicomSegWriter:
             segment_descriptions=segment_descriptions(self.prompts, self.algorithm_name),
             series_instance_uid=hd.UID(), series_number=int(source_series) + 1000, sop_instance_uid=hd.UID(),
             instance_number=1, manufacturer=PACKAGE, manufacturer_model_name=self.algorithm_name[:LABEL_LENGTH],
-            software_versions=_software_version(), device_serial_number="none",
+            software_versions=software_version(), device_serial_number="none",
             content_description="free-text prompted segmentation", content_label="OPENVOCAB",
             omit_empty_frames=bool(self.segments.any()))  # a SEG needs at least one frame
         self.segments = None
@@ -89,11 +89,3 @@ def _check_dicom(path: Path) -> None:
     except (pydicom.errors.InvalidDicomError, AttributeError, EOFError, OSError) as error:
         raise ValueError(f"unreadable DICOM: {error}") from None
 
-
-def check_dicom_seg_inputs(cases: Sequence[CaseInput]) -> None:
-    """A DICOM Segmentation references its source instances, so only DICOM series inputs can have one."""
-    images = [case for case in cases if not case.is_dicom]
-    if images:
-        raise InputImageError(f"--output-type dicom_seg needs DICOM series inputs, but case {images[0].case_id} is "
-                              f"the image file {images[0].sources[0]} ({len(images)} such case(s)). Pass the DICOM "
-                              f"series folders, or use --output-type nifti for image files.")

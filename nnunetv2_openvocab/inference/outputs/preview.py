@@ -3,7 +3,8 @@
 Slices sit at the 25th, 50th and 75th percentile of the predicted voxels along the slicing axis (of the
 image when nothing was predicted). Slices are shown in radiological convention (patient's right on the
 image's left, anterior up in axial views, superior up in coronal views), using the image direction that
-SimpleITK reads; overlaps follow the combined label map's rule (first listed prompt on top).
+SimpleITK reads; overlaps follow the combined label map's rule (first listed prompt on top); colours come
+from prompt_colours, as in the combined map's legend and the RTSTRUCT output.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from nnunetv2_openvocab.atomic_files import atomic_path  # noqa: E402
+from nnunetv2_openvocab.inference.outputs.prompt_colours import prompt_colours  # noqa: E402
 
 CT_WINDOW_HU = (-160.0, 240.0)  # soft-tissue window (level 40, width 400)
 WORLD_X, WORLD_Y, WORLD_Z = 0, 1, 2  # ITK world axes (LPS): +x patient left, +y posterior, +z superior
@@ -73,10 +75,8 @@ def write_preview(image: np.ndarray, labels: np.ndarray, prompts: Sequence[str],
     orientation = array_axis_orientation(properties, image.ndim)
     axis_of = {world: a for a, (world, _) in enumerate(orientation)}
     spacing = list(properties["spacing"])
-    colours = plt.get_cmap("tab10" if len(prompts) <= 10 else "tab20")
     lookup = np.zeros((len(prompts) + 1, 4))
-    for k in range(len(prompts)):
-        lookup[k + 1] = colours(k % colours.N)
+    lookup[1:, :3] = prompt_colours(len(prompts))
     lookup[1:, 3] = 0.45
     views = [("axial", axis_of[WORLD_Z], (WORLD_Y, 1), (WORLD_X, 1)),
              ("coronal", axis_of[WORLD_Y], (WORLD_Z, -1), (WORLD_X, 1))]
