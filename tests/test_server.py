@@ -21,7 +21,8 @@ import SimpleITK as sitk
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.server.jobs import RESTARTED
-from tests.server_process import running_server, wait_for_job
+from dicom_series import write_ct_series
+from server_process import running_server, wait_for_job
 
 KEY_VARIABLE, KEY = "OPENVOCAB_TEST_API_KEY", "test-key-7f3a"
 CROPS = {"upper_right": (slice(10, 66), slice(20, 76), slice(40, 88)),
@@ -175,3 +176,20 @@ def test_a_killed_server_reports_its_unfinished_job_failed_after_a_restart(train
             one_line_4xx(client.get(f"/jobs/{running}/outputs/case_liver.nii.gz"), 404)
             assert not (work / running / "partial").exists() and not (work / running / "out").exists()
             assert client.get(f"/jobs/{finished['job_id']}/outputs/case_liver.nii.gz").content == mask
+
+
+def test_a_zipped_dicom_series_gives_the_masks_of_the_same_scan_as_nifti(client, crops, tmp_path):
+    series = tmp_path / "series"
+    write_ct_series(sitk.ReadImage(str(crops["upper_right"])), series)
+    archive = tmp_path / "series.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(series.iterdir(), reverse=True):  # member order must not matter
+            bundle.write(path, f"../{path.name}")
+    from_dicom = wait_for_job(client, submit(client, archive, ["liver"])["job_id"])
+    from_nifti = wait_for_job(client, submit(client, crops["upper_right"], ["liver"])["job_id"])
+    assert from_dicom["state"] == from_nifti["state"] == "done", (from_dicom, from_nifti)
+    masks = [sitk.GetArrayFromImage(read_mask(client.get(f"/jobs/{job['job_id']}/outputs/{job['results'][0]['mask']}")
+                                              .content, tmp_path)) for job in (from_dicom, from_nifti)]
+    assert masks[1].sum() > 0 and np.array_equal(masks[0], masks[1])
+    viewer_image = read_mask(client.get(f"/jobs/{from_dicom['job_id']}/image").content, tmp_path)
+    assert viewer_image.GetSize() == sitk.ReadImage(str(crops["upper_right"])).GetSize()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import shutil
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,12 @@ def _unpack_dicom_zip(upload: Path, folder: Path, limits: UploadLimits) -> Path:
                               f"the limits are {limits.max_unpacked_bytes} bytes and "
                               f"{limits.max_compression_ratio:.0f}x. Send the DICOM series itself.")
         folder.mkdir(parents=True)
-        for index, member in enumerate(members):
-            with archive.open(member) as source, (folder / f"slice_{index:05d}.dcm").open("wb") as target:
-                shutil.copyfileobj(source, target)
+        try:
+            for index, member in enumerate(members):
+                with archive.open(member) as source, (folder / f"slice_{index:05d}.dcm").open("wb") as target:
+                    shutil.copyfileobj(source, target)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+            raise UploadError(f"field 'file': cannot unpack the zip ({error}); zip the DICOM series folder again "
+                              f"with plain deflate.") from None
     upload.unlink()
     return folder

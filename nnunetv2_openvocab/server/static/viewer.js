@@ -182,6 +182,7 @@ async function run() {
   const submitted = await (await api("/jobs", {method: "POST", body: form})).json();
   const job = await waitForJob(submitted.job_id);
   setStatus(`Job ${job.job_id}: done; loading the image and masks`);
+  viewer.job = job;
   viewer.image = await fetchNifti(`/jobs/${job.job_id}/image`);
   viewer.prompts = job.results.map(r => r.prompt);
   viewer.masks = await Promise.all(job.results.map(r => r.mask ? fetchNifti(`/jobs/${job.job_id}/outputs/${r.mask}`)
