@@ -21,6 +21,7 @@ import SimpleITK as sitk
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.server.jobs import RESTARTED
+from nnunetv2_openvocab.server.serve_entry import ServerSetupError, api_key_from_environment
 from dicom_series import write_ct_series
 from server_process import running_server, wait_for_job
 
@@ -158,24 +159,41 @@ def test_job_outputs_are_only_listed_names(client, crops):
     one_line_4xx(client.get(f"/jobs/{job['job_id']}/outputs/../job.json"), 404)
 
 
-def test_a_killed_server_reports_its_unfinished_job_failed_after_a_restart(trained_openvocab_model, crops, tmp_path):
+def test_a_full_queue_answers_429_and_a_killed_server_reports_unfinished_jobs_failed(trained_openvocab_model, crops,
+                                                                                     tmp_path):
     work, env = tmp_path / "jobs", trained_openvocab_model.folders.env
-    with running_server(trained_openvocab_model.model_folder, work, env) as first:
+    with running_server(trained_openvocab_model.model_folder, work, env, ["--max-queued", "1"]) as first:
         with httpx.Client(base_url=first.url, timeout=120) as client:
             finished = wait_for_job(client, submit(client, crops["upper_right"], ["liver"])["job_id"])
             mask = client.get(f"/jobs/{finished['job_id']}/outputs/case_liver.nii.gz").content
             running = submit(client, EXAMPLE_CT, ["liver", "spleen", "aorta"])["job_id"]
             while client.get(f"/jobs/{running}").json()["state"] != "running":
                 time.sleep(0.05)
+            queued = submit(client, crops["upper_left"], ["spleen"])["job_id"]
+            refused = client.post("/jobs", files={"file": ("x.nii.gz", crops["upper_left"].read_bytes())},
+                                  data={"prompts": '["spleen"]'})
+            assert "queue is full" in one_line_4xx(refused, 429)
+            assert client.get(f"/jobs/{running}").json()["state"] == "running", "the CT job ended before the kill"
             first.kill()
-    assert (work / running / "job.json").is_file()
     with running_server(trained_openvocab_model.model_folder, work, env) as second:
         with httpx.Client(base_url=second.url, timeout=120) as client:
-            status = client.get(f"/jobs/{running}").json()
-            assert status["state"] == "failed" and status["error"] == RESTARTED and status["outputs"] == []
-            one_line_4xx(client.get(f"/jobs/{running}/outputs/case_liver.nii.gz"), 404)
-            assert not (work / running / "partial").exists() and not (work / running / "out").exists()
+            for job_id in (running, queued):
+                status = client.get(f"/jobs/{job_id}").json()
+                assert status["state"] == "failed" and status["error"] == RESTARTED and status["outputs"] == []
+                one_line_4xx(client.get(f"/jobs/{job_id}/outputs/case_liver.nii.gz"), 404)
+                assert not (work / job_id / "partial").exists() and not (work / job_id / "out").exists()
             assert client.get(f"/jobs/{finished['job_id']}/outputs/case_liver.nii.gz").content == mask
+
+
+def test_the_server_refuses_a_public_address_without_a_key(monkeypatch):
+    assert api_key_from_environment(None, "127.0.0.1") is None
+    with pytest.raises(ServerSetupError, match="--api-key-env"):
+        api_key_from_environment(None, "0.0.0.0")
+    monkeypatch.setenv(KEY_VARIABLE, "")
+    with pytest.raises(ServerSetupError, match="unset or empty"):
+        api_key_from_environment(KEY_VARIABLE, "0.0.0.0")
+    monkeypatch.setenv(KEY_VARIABLE, KEY)
+    assert api_key_from_environment(KEY_VARIABLE, "0.0.0.0") == KEY
 
 
 def test_a_zipped_dicom_series_gives_the_masks_of_the_same_scan_as_nifti(client, crops, tmp_path):
