@@ -68,7 +68,8 @@ def test_page_overlays_liver_pixel_for_voxel(browser, trained_openvocab_model, t
         liver = mask_in_file_order(server.url, job, "liver", tmp_path)
         table = browser.find_element("id", "results").text
         assert "liver" in table and "label" in table and job["results"][0]["presence"]["status"] in table
-        for view, axis in (("axial", 2), ("coronal", 1)):
+        for view in ("axial", "coronal", "sagittal"):
+            axis = browser.execute_script(f"return window.viewer.sliceAxis('{view}')")
             per_slice = liver.sum(axis=tuple(a for a in range(3) if a != axis))
             slice_index = int(per_slice.argmax())
             browser.execute_script(f"window.viewer.showSlice('{view}', {slice_index})")

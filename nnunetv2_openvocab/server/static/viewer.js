@@ -6,11 +6,9 @@
 const COLOURS = [[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40], [148, 103, 189],
                  [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]];  // tab10
 const WINDOW = [-160, 240];  // soft-tissue window (level 40, width 400 HU)
-const VIEWS = {  // slice axis, horizontal axis, vertical axis, vertical flip (head up)
-  axial: {slice: 2, x: 0, y: 1, flip: false},
-  coronal: {slice: 1, x: 0, y: 2, flip: true},
-  sagittal: {slice: 0, x: 1, y: 2, flip: true},
-};
+// world (RAS) axes of each view, shown radiologically: patient's right on the left, anterior and superior up,
+// i.e. every screen axis runs from the high world coordinate to the low one
+const VIEWS = {axial: {slice: 2, x: 0, y: 1}, coronal: {slice: 1, x: 0, y: 2}, sagittal: {slice: 0, x: 1, y: 2}};
 const viewer = {image: null, masks: [], prompts: []};
 window.viewer = viewer;
 
@@ -36,19 +34,27 @@ function voxelIndex(coordinates) {
   return coordinates[0] + nx * (coordinates[1] + ny * coordinates[2]);
 }
 
+// the voxel axis along world axis w, and whether voxel indices grow with that world coordinate
+function voxelAxis(w) {
+  const row = viewer.image.rotation[w].map(Math.abs);
+  const axis = row.indexOf(Math.max(...row));
+  return {axis, growing: viewer.image.rotation[w][axis] > 0};
+}
+
 function sliceGeometry(name) {
   const v = VIEWS[name], dims = viewer.image.dims;
-  return {v, width: dims[v.x], height: dims[v.y], depth: dims[v.slice]};
+  const slice = voxelAxis(v.slice), x = voxelAxis(v.x), y = voxelAxis(v.y);
+  return {slice: slice.axis, x, y, width: dims[x.axis], height: dims[y.axis], depth: dims[slice.axis]};
 }
 
 function forEachPixel(name, slice, callback) {
-  const {v, width, height} = sliceGeometry(name);
+  const {slice: sliceAxis, x, y, width, height} = sliceGeometry(name);
   const coordinates = [0, 0, 0];
-  coordinates[v.slice] = slice;
+  coordinates[sliceAxis] = slice;
   for (let row = 0; row < height; row++) {
-    coordinates[v.y] = v.flip ? height - 1 - row : row;
+    coordinates[y.axis] = y.growing ? height - 1 - row : row;
     for (let column = 0; column < width; column++) {
-      coordinates[v.x] = column;
+      coordinates[x.axis] = x.growing ? width - 1 - column : column;
       callback(4 * (row * width + column), voxelIndex(coordinates));
     }
   }
@@ -82,18 +88,30 @@ viewer.overlayCount = function (name, index) {
   }
   return count;
 };
+viewer.sliceAxis = name => sliceGeometry(name).slice;  // the voxel axis a view's slider moves along
 viewer.showSlice = function (name, slice) {
   $(name + "-slider").value = slice;
   drawView(name);
 };
 
+// the slice showing most of the first prompt's mask (the middle slice when it is empty)
+function busiestSlice(name, depth) {
+  const first = viewer.masks.find(mask => mask);
+  if (!first) return Math.floor(depth / 2);
+  const counts = new Array(depth).fill(0), axis = sliceGeometry(name).slice, [nx, ny] = viewer.image.dims;
+  const stride = [1, nx, nx * ny][axis];
+  first.data.forEach((value, voxel) => { if (value) counts[Math.floor(voxel / stride) % depth]++; });
+  const best = Math.max(...counts);
+  return best > 0 ? counts.indexOf(best) : Math.floor(depth / 2);
+}
+
 function setUpViews() {
   const spacing = viewer.image.spacing, scale = 320 / Math.max(...viewer.image.dims.map((d, a) => d * spacing[a]));
   for (const name of Object.keys(VIEWS)) {
-    const {v, width, height, depth} = sliceGeometry(name);
+    const {x, y, width, height, depth} = sliceGeometry(name);
     const stack = $(name);
     stack.innerHTML = "";
-    const cssWidth = width * spacing[v.x] * scale, cssHeight = height * spacing[v.y] * scale;
+    const cssWidth = width * spacing[x.axis] * scale, cssHeight = height * spacing[y.axis] * scale;
     stack.style.width = cssWidth + "px";
     stack.style.height = cssHeight + "px";
     for (const cls of ["image", "overlay"]) {
@@ -104,7 +122,7 @@ function setUpViews() {
     }
     const slider = $(name + "-slider");
     slider.max = depth - 1;
-    slider.value = Math.floor(depth / 2);
+    slider.value = busiestSlice(name, depth);
     slider.oninput = () => drawView(name);
     drawView(name);
   }
