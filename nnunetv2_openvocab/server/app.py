@@ -27,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.case_outputs import DICOM_SEG, NIFTI, OUTPUT_TYPES, OutputOptions
@@ -96,7 +97,6 @@ def create_app(predictor: OpenVocabPredictor, settings: ServerSettings) -> FastA
     jobs = JobQueue(predictor, settings.work_folder, settings.max_queued, settings.retention_s, lock)
     app = FastAPI(title="nnunetv2-openvocab", description="Free-text promptable CT segmentation.",
                   on_shutdown=[jobs.close])
-    app.state.jobs = jobs
     bearer = HTTPBearer(auto_error=False)
 
     def authorised(credentials: Optional[HTTPAuthorizationCredentials] = Depends(bearer)) -> None:
@@ -115,8 +115,8 @@ def create_app(predictor: OpenVocabPredictor, settings: ServerSettings) -> FastA
                                      f"{settings.retention_s:.0f} s); submit it again.")
         return record
 
-    @app.exception_handler(HTTPException)
-    async def http_error(_: Request, error: HTTPException) -> JSONResponse:
+    @app.exception_handler(StarletteHTTPException)  # also the router's own 404 and 405
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": one_line(error.detail)}, error.status_code, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
