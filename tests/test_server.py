@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -211,3 +212,9 @@ def test_a_zipped_dicom_series_gives_the_masks_of_the_same_scan_as_nifti(client,
     assert masks[1].sum() > 0 and np.array_equal(masks[0], masks[1])
     viewer_image = read_mask(client.get(f"/jobs/{from_dicom['job_id']}/image").content, tmp_path)
     assert viewer_image.GetSize() == sitk.ReadImage(str(crops["upper_right"])).GetSize()
+    response = client.post("/jobs", files={"file": ("s.zip", archive.read_bytes())},
+                           data={"prompts": '["liver"]', "output_type": "dicom_seg"})
+    segmentation = wait_for_job(client, response.json()["job_id"])
+    (name,) = [output for output in segmentation["outputs"] if output.endswith(".dcm")]
+    dataset = pydicom.dcmread(io.BytesIO(client.get(f"/jobs/{segmentation['job_id']}/outputs/{name}").content))
+    assert dataset.Modality == "SEG" and dataset.SegmentSequence[0].SegmentLabel == "liver"
