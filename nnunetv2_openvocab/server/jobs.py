@@ -106,7 +106,7 @@ class JobQueue:
     def reserve(self) -> str:
         """A new job id and its empty folder; raises QueueFullError before any upload is stored."""
         if self._pending.full():
-            raise QueueFullError(f"the job queue is full ({self._pending.maxsize} jobs); retry later.")
+            raise self._full()
         job_id = new_job_id()
         self.folder(job_id).mkdir()
         return job_id
@@ -122,8 +122,11 @@ class JobQueue:
         except queue.Full:
             self._order.remove(job_id)
             self.delete(job_id)
-            raise QueueFullError(f"the job queue is full ({self._pending.maxsize} jobs); retry later.") from None
+            raise self._full() from None
         return record
+
+    def _full(self) -> QueueFullError:
+        return QueueFullError(f"the job queue is full ({self._pending.maxsize} jobs); retry later.")
 
     def discard(self, job_id: str) -> None:
         """Remove a reserved folder whose upload was refused."""
@@ -137,7 +140,10 @@ class JobQueue:
         """The record as the API shows it, with queue position and progress (outputs written / expected)."""
         status = {k: v for k, v in asdict(record).items() if k not in ("input_path", "options", "output_ending")}
         status["output_options"] = record.options
-        status["queue_position"] = self._order.index(record.job_id) if record.job_id in self._order else None
+        try:
+            status["queue_position"] = self._order.index(record.job_id)
+        except ValueError:  # not queued (any more: the worker may have just taken it)
+            status["queue_position"] = None
         if record.state == RUNNING:
             expected = expected_files(self.folder(record.job_id) / PARTIAL, record.case_id, record.prompts,
                                       record.output_ending, record.output_options)
