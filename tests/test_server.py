@@ -2,7 +2,7 @@
 bad inputs get one-line 4xx answers, and a server killed mid-job reports the job failed after a restart.
 
 The issue asks for 20 concurrent jobs on the bundled CT; a full-CT prediction takes ~15 s on 2 CPU cores, so
-the 20 jobs run on two small crops of that real CT (56 x 56 x 48 voxels, different prompts each), keeping this
+the 20 jobs run on two small crops of that real CT (48 x 56 x 48 voxels, different prompts each), keeping this
 file at a few minutes. The kill test uses the whole CT, so the job is surely still running when it is killed.
 """
 from __future__ import annotations
@@ -27,8 +27,9 @@ from dicom_series import write_ct_series
 from server_process import running_server, wait_for_job
 
 KEY_VARIABLE, KEY = "OPENVOCAB_TEST_API_KEY", "test-key-7f3a"
-CROPS = {"upper_right": (slice(10, 66), slice(20, 76), slice(40, 88)),
-         "upper_left": (slice(60, 116), slice(20, 76), slice(40, 88))}  # SimpleITK (x, y, z) index slices
+# SimpleITK (x, y, z) index slices: 48 x 56 x 48 voxels, two 48^3 tiles of the test model each
+CROPS = {"upper_right": (slice(10, 58), slice(20, 76), slice(40, 88)),
+         "upper_left": (slice(68, 116), slice(20, 76), slice(40, 88))}
 CROP_PROMPTS = {"upper_right": ["liver", "right kidney"], "upper_left": ["spleen", "renal organs", "left kidney"]}
 JOBS = 20
 
