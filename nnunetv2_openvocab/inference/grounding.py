@@ -2,7 +2,8 @@
 
 Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, words only):
   1. a training prompt of the model (canonical or synonym) -> that label;
-  2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure;
+  2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure, compared as is and
+     then after normalisation (prompts/normalisation.py: 'both kidneys', 'kidney on the left side');
      a conjunction whose parts all match so ('trachea and esophagus'; side words share the last part's noun:
      'left and right kidney' = 'left kidney' + 'right kidney') -> the union of the parts' labels;
   3. the taxonomy prompt nearest to the prompt in the text encoder's space, when its cosine is at least
@@ -38,6 +39,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
+from nnunetv2_openvocab.prompts.normalisation import normalise_prompt, normalised_index, prompt_side
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
@@ -86,6 +88,8 @@ class PromptGrounder:
             self.exact_structures.setdefault(prompt_identity(structure.name), structure.name)
         for text, structure in self.entries:
             self.exact_structures.setdefault(prompt_identity(text), structure)
+        self.normalised_structures = normalised_index(
+            [*((s.name, s.name) for s in self.taxonomy.structures.values()), *self.entries])
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:
@@ -120,6 +124,11 @@ class PromptGrounder:
         if key in self.exact_structures:
             structure = self.exact_structures[key]
             return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
+        normalised = normalise_prompt(prompt)
+        if normalised.key in self.normalised_structures:
+            structure = self.normalised_structures[normalised.key]
+            return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} after normalisation "
+                                                            f"('{normalised.text}')")
         return None
 
     def _conjunction(self, prompt: str) -> Optional[Grounding]:
@@ -155,7 +164,7 @@ class PromptGrounder:
     def nearest_entry(self, prompt: str, similarities: torch.Tensor) -> Tuple[str, str, float]:
         """(taxonomy text, structure, cosine) of the best entry whose side matches the prompt's: one side named ->
         that side's structures; none or both named -> unsided structures (never one side for 'left and right')."""
-        side = side_of(prompt) or "none"
+        side = prompt_side(prompt) or "none"
         allowed = [j for j, (_, structure) in enumerate(self.entries)
                    if self.taxonomy.structure(structure).laterality == side]
         best = max(allowed, key=lambda j: float(similarities[j]))
@@ -176,9 +185,9 @@ class PromptGrounder:
         return self._labels(prompt, structure, labels, why)
 
     def _labels(self, prompt: str, structure: Optional[str], labels: List[str], why: str) -> Grounding:
-        side = side_of(prompt)
+        side = prompt_side(prompt)
         crossing = [label for label in labels
-                    if side and OPPOSITE[side] in (side_of(label), side_of(self.canonical[label]))]
+                    if side and OPPOSITE[side] in (side_of(label), prompt_side(self.canonical[label]))]
         if crossing:  # never answer a sided prompt with the other side's labels
             return self._text(prompt, structure, f"{why}; it would use {crossing} of the other side")
         labels = sorted(labels, key=self.label_order.__getitem__)  # the model's label order, whatever the taxonomy's

@@ -44,6 +44,7 @@ from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_v
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
+from nnunetv2_openvocab.inference.patient_side import PatientFrame, SideCheck, check_answer_side, patient_frame
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
                                                       validate_prompts)
 from nnunetv2_openvocab.inference.presence import LogitSummary, Presence, presence
@@ -85,15 +86,18 @@ class PromptAnswer:
     mask: np.ndarray
     presence: Presence
     probabilities: Optional[np.ndarray] = None
+    side_check: Optional[SideCheck] = None  # for a prompt that names a side (patient_side)
 
 
 @dataclass
 class PreprocessedCase:
-    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews)."""
+    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews);
+    ``frame`` where the patient's left and midline are (side safety)."""
 
     data: Optional[np.ndarray]
     properties: dict
     image: Optional[np.ndarray] = None
+    frame: Optional[PatientFrame] = None
 
     def take_data(self) -> np.ndarray:
         """Hand the preprocessed array over (this object keeps no reference), so it can be freed early."""
@@ -116,8 +120,9 @@ def read_and_preprocess(job: PredictionJob, plans_manager: PlansManager, configu
     plans but not the network weights)."""
     data, properties = read_case(job.case, plans_manager.image_reader_writer_class)
     image = data[0] if keep_image else None
+    frame = patient_frame(data[0], properties)
     return PreprocessedCase(preprocess_array(data, properties, plans_manager, configuration_manager, dataset_json),
-                            properties, image)
+                            properties, image, frame)
 
 
 class OpenVocabPredictor:
@@ -229,17 +234,20 @@ class OpenVocabPredictor:
         """Yield (prompt index, uint8 mask in the input's array layout), one prompt at a time.
 
         ``data`` (C, *spatial) and ``properties`` as returned by the plans' reader (read_case)."""
-        return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts)
+        frame = patient_frame(data[0], properties)
+        return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts, frame)
 
-    def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict,
-                                prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
+    def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
+                                frame: Optional[PatientFrame] = None) -> Iterator[Tuple[int, np.ndarray]]:
         """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
-        the sliding window is done."""
-        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(preprocessed, properties,
-                                                                                           prompts))
+        the sliding window is done. ``frame``: ``patient_frame`` of the image as read (without it, sided prompts
+        are reported as not side-checked)."""
+        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(
+            preprocessed, properties, prompts, frame=frame))
 
     def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
-                                  probabilities: bool = False) -> Iterator[PromptAnswer]:
+                                  probabilities: bool = False,
+                                  frame: Optional[PatientFrame] = None) -> Iterator[PromptAnswer]:
         """Each prompt's mask and presence, in prompt order. The grounded queries of all prompts share one
         sliding-window pass; a query's mask is computed once and kept only until the last prompt using it.
         ``probabilities``: also each prompt's float16 probability map (a union of queries takes their maximum,
@@ -275,7 +283,13 @@ class OpenVocabPredictor:
                 mask = np.logical_or.reduce([m for (m, _), _, _ in parts]).astype(np.uint8)
                 voxels = int(np.count_nonzero(mask))
                 probability = np.maximum.reduce([p for _, _, p in parts]) if probabilities else None
-            yield PromptAnswer(index, mask, presence(voxels, [s for _, s, _ in parts]), probability)
+            # a sided prompt's answer must lie on its side of the patient; a mask a later prompt reuses is copied
+            shared = len(parts) == 1 and last_use[grounding.queries[0]] > index
+            checked, side_check = check_answer_side(prompts[index], grounding, mask, probability, frame, shared), None
+            if checked is not None:
+                mask, probability, side_check = checked
+                voxels = side_check.voxels - side_check.voxels_removed
+            yield PromptAnswer(index, mask, presence(voxels, [s for _, s, _ in parts]), probability, side_check)
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]
@@ -369,16 +383,18 @@ class OpenVocabPredictor:
             preprocessing_processes = min(workers.preprocessing, max(len(todo) - 1, 0))
             for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
                                   unit="case", disable=not self.show_progress):
-                run.written[job.case.case_id], report.presence[job.case.case_id] = self._predict_case(
+                (run.written[job.case.case_id], report.presence[job.case.case_id],
+                 report.side_checks[job.case.case_id]) = self._predict_case(
                     job, case, output_folder, job.case.output_ending(file_ending), options, export)
         run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
         return run
 
     def _predict_case(self, job: PredictionJob, case: PreprocessedCase, output_folder: Path, ending: str,
-                      options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
+                      options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence],
+                                                                            Dict[str, SideCheck]]:
         plans_reader_writer = self.model.plans_manager.image_reader_writer_class
         answers = self.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
-                                                 options.save_probabilities)
+                                                 options.save_probabilities, case.frame)
         dicom_seg = None
         if options.output_type == DICOM_SEG:
             dicom_seg = DicomSegWriter(job.case.sources[0], job.prompts,
@@ -387,10 +403,13 @@ class OpenVocabPredictor:
                                   reader_writer_for(job.case, plans_reader_writer), case.properties, options,
                                   case.image, dicom_seg, export)
         found: Dict[str, Presence] = {}
+        side_checks: Dict[str, SideCheck] = {}
         for answer in answers:
             found[job.prompts[answer.index]] = answer.presence
-            writer.add(answer.index, answer.mask, answer.presence, answer.probabilities)
-        return writer.finish(), found
+            if answer.side_check is not None:
+                side_checks[job.prompts[answer.index]] = answer.side_check
+            writer.add(answer.index, answer.mask, answer.presence, answer.probabilities, answer.side_check)
+        return writer.finish(), found, side_checks
 
     def _settings(self, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:
         model = self.model

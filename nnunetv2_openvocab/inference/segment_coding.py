@@ -1,7 +1,7 @@
 """Coded concepts for a prompt's DICOM segment: what viewers and PACS read besides the free-text label.
 
 A prompt that names a structure of the shared taxonomy (its name, default prompt, a synonym, a held-out synonym
-or its RadLex term; case and spacing ignored) gets the category "Morphologically Altered Structure" for lesions,
+or its RadLex term; case and spacing ignored, then compared after prompt normalisation) gets the category "Morphologically Altered Structure" for lesions,
 "Anatomical Structure" otherwise, and the structure's RadLex code as segmented property type (taxonomy lesions
 have none: SNOMED CT "Lesion"). Any other prompt gets the generic SNOMED CT "Anatomical Structure" for both;
 its label (the prompt) says what it is.
@@ -13,6 +13,7 @@ from typing import Dict, Tuple
 
 from highdicom.sr import CodedConcept
 
+from nnunetv2_openvocab.prompts.normalisation import normalise_prompt, normalised_index
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import Structure, load_taxonomy
 
@@ -37,9 +38,18 @@ def _structures_by_text() -> Dict[str, Structure]:
     return index
 
 
+@lru_cache(maxsize=1)
+def _structures_by_normalised_text() -> Dict[tuple, Structure]:
+    """The same texts after prompt normalisation ('both kidneys', 'kidney on the left side')."""
+    structures = {structure.name: structure for structure in _structures_by_text().values()}
+    by_name = normalised_index((text, structure.name) for text, structure in _structures_by_text().items())
+    return {key: structures[name] for key, name in by_name.items()}
+
+
 def segment_codes(prompt: str) -> Tuple[CodedConcept, CodedConcept]:
     """(segmented property category, segmented property type) for one prompt."""
-    structure = _structures_by_text().get(prompt_identity(prompt))
+    structure = (_structures_by_text().get(prompt_identity(prompt))
+                 or _structures_by_normalised_text().get(normalise_prompt(prompt).key))
     if structure is None:
         return ANATOMICAL_STRUCTURE_CATEGORY, GENERIC_TYPE
     if structure.radlex_id:
