@@ -1,8 +1,7 @@
 """Side safety (inference/patient_side.py) on the bundled CT and its TotalSegmentator labels, also flipped and
-re-oriented; and, with the trained test model, no sided prompt answered on the patient's other side.
+re-oriented (the trained model's answers: test_side_safe_prediction.py).
 
-The patient side of a mask is judged here independently of the module: each voxel's physical LPS x coordinate
-(SimpleITK's index-to-physical transform; patient left is +x) against the body's median x."""
+The patient side of a mask is judged independently of the module (tests/patient_geometry.py)."""
 from __future__ import annotations
 
 import json
@@ -17,42 +16,10 @@ from nnunetv2_openvocab.inference.patient_side import (EMPTIED, NOT_CHECKED, PAS
                                                        crosses_midline_little, left_direction, patient_frame)
 from nnunetv2_openvocab.prompts.laterality import side_of
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
+from patient_geometry import flipped, majority_on_other_side, reoriented
 
 SIDED = ("kidney_left", "kidney_right", "adrenal_gland_left", "femur_left", "femur_right", "hip_left", "hip_right",
          "gluteus_maximus_left", "iliopsoas_right", "rib_left_11", "lung_lower_lobe_right", "iliac_artery_right")
-
-
-def flipped(image: sitk.Image) -> sitk.Image:
-    """The same patient with the array mirrored along x and the direction cosines mirrored with it."""
-    return sitk.Flip(image, [True, False, False], flipAboutOrigin=False)
-
-
-def reoriented(image: sitk.Image) -> sitk.Image:
-    """The same voxels with the x direction cosine negated (and the origin moved so the image stays in place):
-    the array's left is now the patient's right."""
-    out = sitk.Image(image)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    far_corner = image.TransformIndexToPhysicalPoint((image.GetSize()[0] - 1, 0, 0))
-    direction[:, 0] *= -1
-    out.SetDirection(tuple(direction.ravel()))
-    out.SetOrigin(far_corner)
-    return out
-
-
-def physical_x(image: sitk.Image, mask: np.ndarray) -> np.ndarray:
-    """LPS x (mm) of every mask voxel; ``mask`` in SimpleITK's array layout (z, y, x)."""
-    z, y, x = np.nonzero(mask)
-    direction = np.array(image.GetDirection()).reshape(3, 3)
-    index = np.stack([x, y, z]) * np.array(image.GetSpacing())[:, None]
-    return image.GetOrigin()[0] + (direction @ index)[0]
-
-
-def majority_on_other_side(image: sitk.Image, mask: np.ndarray, side: str) -> bool:
-    body = sitk.GetArrayFromImage(image) > -500
-    midline = np.median(physical_x(image, body))
-    x = physical_x(image, mask)
-    other = (x < midline) if side == "left" else (x > midline)
-    return bool(x.size) and 2 * int(other.sum()) > x.size
 
 
 @pytest.fixture(scope="module")
