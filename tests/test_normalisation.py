@@ -103,3 +103,16 @@ def test_dicom_seg_codes_follow_normalisation():
     assert segment_codes("kidney on the left side")[1].value == segment_codes("left kidney")[1].value
     assert segment_codes("both kidneys")[1].value == segment_codes("kidney")[1].value
     assert segment_codes("banana")[1].value == "91723000"
+
+
+def test_an_ungrounded_prompt_lists_its_nearest_structures_and_taxonomy_mode_refuses_it():
+    from nnunetv2_openvocab.inference.grounding import GroundingError
+    labels, prompts = ["kidney_left"], {"kidney_left": ["left kidney"]}
+    grounder = PromptGrounder(labels, prompts, lambda texts: torch.eye(len(texts), 8 + len(texts)))  # all orthogonal
+    grounding = grounder.ground(["zebra crossing"])[0]
+    assert grounding.route == TEXT and grounding.ungrounded and grounding.structure is None
+    assert len(grounding.nearest) == 3 and all(score == 0.0 for _, score in grounding.nearest)
+    assert all(name in grounding.reason for name, _ in grounding.nearest)
+    assert not grounder.ground(["left kidney"])[0].ungrounded
+    with pytest.raises(GroundingError, match="zebra crossing"):
+        grounder.ground(["zebra crossing"], mode="taxonomy")

@@ -39,7 +39,7 @@ from nnunetv2_openvocab.inference.case_outputs import (DICOM_SEG, CaseOutputWrit
                                                        expected_files)
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
-from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
+from nnunetv2_openvocab.inference.grounding import MATCH_THRESHOLD, TEXT, Grounding, PromptGrounder
 from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_values, find_cases, read_case,
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
@@ -289,7 +289,8 @@ class OpenVocabPredictor:
             if checked is not None:
                 mask, probability, side_check = checked
                 voxels = side_check.voxels - side_check.voxels_removed
-            yield PromptAnswer(index, mask, presence(voxels, [s for _, s, _ in parts]), probability, side_check)
+            found = presence(voxels, [s for _, s, _ in parts], text_route=grounding.route == TEXT)
+            yield PromptAnswer(index, mask, found, probability, side_check)
             for query in grounding.queries:
                 if last_use[query] == index:
                     del computed[query]

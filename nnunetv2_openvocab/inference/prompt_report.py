@@ -93,7 +93,8 @@ class PromptReport:
         for a in self.prompts:
             nearest = "; ".join(f"{n.label} via '{n.training_prompt}' ({n.cosine:.2f})" for n in a.nearest)
             g = a.grounding
-            route = (g.route, ", ".join(g.labels) or "-", g.reason) if g else ("-", "-", "-")
+            route = (g.route + (" (ungrounded)" if g.ungrounded else ""), ", ".join(g.labels) or "-", g.reason) \
+                if g else ("-", "-", "-")
             lines.append(f"| {a.prompt} | {a.status} | {nearest} | {' | '.join(route)} | {' '.join(a.warnings) or '-'} |")
         if self.presence:
             lines += ["", f"## Presence (absent: empty mask, or no voxel reaches probability {PRESENT_CONFIDENCE:.2f})", "",
@@ -127,7 +128,8 @@ class PromptReport:
             lines.append(f"  {a.prompt!r}: {a.status.upper()} (nearest: {nearest})")
             if a.grounding:
                 labels = f" [{', '.join(a.grounding.labels)}]" if a.grounding.labels else ""
-                lines.append(f"      route {a.grounding.route}{labels}: {a.grounding.reason}")
+                ungrounded = " (ungrounded)" if a.grounding.ungrounded else ""
+                lines.append(f"      route {a.grounding.route}{ungrounded}{labels}: {a.grounding.reason}")
             lines.extend(f"      ! {w}" for w in a.warnings)
         return "\n".join(lines)
 
