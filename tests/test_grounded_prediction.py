@@ -121,3 +121,14 @@ def test_a_bank_from_another_encoder_is_refused(grounded, trained_openvocab_mode
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "made with text encoder 'BioLORD'" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_sided_prompts_are_side_checked_in_report_statistics_and_console(grounded):
+    _, out, _, report, stdout = grounded
+    checks = report["side_checks"]["ct"]
+    assert set(checks) == {"left kidney", "right kidney", "left renal organ"}  # the prompts that name a side
+    assert all(c["status"] in ("passed", "trimmed") for c in checks.values()), checks  # a correctly oriented CT
+    statistics = json.loads((out / "statistics" / "ct.json").read_text(encoding="utf-8"))["prompts"]
+    assert statistics["right kidney"]["side_check"] == checks["right kidney"]
+    assert "side_check" not in statistics["renal organs"]
+    assert any(line.startswith("Side check: ") for line in stdout.splitlines())

@@ -20,7 +20,7 @@ orientation, so the answer of a sided prompt is checked against the image itself
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -179,3 +179,15 @@ def check_answer_side(prompt: str, grounding: Grounding, mask: np.ndarray, proba
     frame = frame or PatientFrame(None, reason="not checked: no image was given to find the patient's sides")
     return mask, probabilities, check_side(mask, side, frame, crosses_midline_little(load_taxonomy(), structure),
                                            probabilities)
+
+
+def side_check_summary(per_case: Mapping[str, Mapping[str, SideCheck]]) -> Optional[str]:
+    """One line for the console: how the sided prompts' answers fared (None when no prompt named a side)."""
+    checks = [(case, prompt, check) for case, prompts in per_case.items() for prompt, check in prompts.items()]
+    if not checks:
+        return None
+    flagged = "; ".join(f"'{prompt}' in {case} {check.status}" for case, prompt, check in checks
+                        if check.status != PASSED)
+    passed = sum(check.status == PASSED for _, _, check in checks)
+    return (f"Side check: {passed} of {len(checks)} sided answers lie on their side of the patient"
+            + (f"; {flagged} (see prompt_report.md)" if flagged else "."))
