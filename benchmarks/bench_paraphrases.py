@@ -103,7 +103,7 @@ def dsc_part(model_folder: Path, checkpoint: str, entries: List[dict]) -> None:
     prediction_s = time.perf_counter() - started
     reference = remap_labels(sitk.GetArrayFromImage(sitk.ReadImage(str(EXAMPLE_SEGMENTATION))), DEFAULT_STRUCTURES)
     groundings = {g.prompt: g for g in auto.ground(prompts)}
-    print(f"| prompt | kind | route (labels) | DSC grounded | DSC union of seen | gap |\n|---|---|---|---:|---:|---:|")
+    print("| prompt | kind | route (labels) | DSC grounded | DSC union of seen | gap |\n|---|---|---|---:|---:|---:|")
     gaps, correct = [], 0
     for entry in test:
         target = np.isin(reference, [DEFAULT_STRUCTURES.index(t) + 1 for t in entry["targets"]])
