@@ -13,7 +13,8 @@ import SimpleITK as sitk
 from nnunetv2_openvocab.example_dataset import CLASS_MAP, EXAMPLE_CT, EXAMPLE_SEGMENTATION
 from nnunetv2_openvocab.inference.input_images import sitk_image_to_case_arrays
 from nnunetv2_openvocab.inference.patient_side import (EMPTIED, NOT_CHECKED, PASSED, TRIMMED, check_side,
-                                                       crosses_midline_little, left_direction, patient_frame)
+                                                       crosses_midline_little, left_direction, patient_frame,
+                                                       trim_label_mask)
 from nnunetv2_openvocab.prompts.laterality import side_of
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from patient_geometry import flipped, majority_on_other_side, reoriented
@@ -109,3 +110,17 @@ def test_no_orientation_or_no_midline_is_reported_not_guessed(ct_and_labels):
     crop_frame = patient_frame(inside_body, sitk_image_to_case_arrays(image)[1])
     assert not crop_frame.known and "midline" in crop_frame.reason
     assert mask.any()  # not-checked masks are left as they are
+
+
+def test_a_sided_labels_own_mask_is_trimmed_but_never_emptied(ct_and_labels):
+    image, labels, ids = ct_and_labels
+    frame, masks = frame_and_masks(image, labels, ids)
+    left, right = masks["kidney_left"], masks["kidney_right"]
+    blob = right * (np.cumsum(right.ravel()).reshape(right.shape) <= 150)
+    mask = np.maximum(left, blob)
+    assert trim_label_mask("kidney_left", mask, None, frame) == 150
+    np.testing.assert_array_equal(mask, left)
+    wrong_side = right.copy()  # mostly beyond the midline: left to the prompt's own check (a union may need it)
+    assert trim_label_mask("kidney_left", wrong_side, None, frame) == 0
+    np.testing.assert_array_equal(wrong_side, right)
+    assert trim_label_mask("liver", left.copy(), None, frame) == 0

@@ -25,6 +25,7 @@ from typing import Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from nnunetv2_openvocab.inference.grounding import Grounding
+from nnunetv2_openvocab.prompts.laterality import side_of
 from nnunetv2_openvocab.prompts.normalisation import prompt_side
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
@@ -133,19 +134,20 @@ def _beyond(frame: PatientFrame, side: str, shape: Sequence[int], margin_voxels:
 
 
 def check_side(mask: np.ndarray, side: str, frame: PatientFrame, trim: bool,
-               probabilities: Optional[np.ndarray] = None) -> SideCheck:
-    """Check (and correct in place) one sided prompt's ``mask`` and, if given, its probability map."""
+               probabilities: Optional[np.ndarray] = None, may_empty: bool = True) -> SideCheck:
+    """Check (and correct in place) one sided prompt's ``mask`` and, if given, its probability map.
+    ``may_empty=False`` leaves a mask mostly on the other side as it is (only reported)."""
     voxels = int(np.count_nonzero(mask))
     if not frame.known:
         return SideCheck(side, NOT_CHECKED, voxels, 0, 0, frame.reason)
     other = mask[_beyond(frame, side, mask.shape, 0.0)]
     other_voxels = int(np.count_nonzero(other))
     where = f"{other_voxels} of {voxels} voxels beyond the body midline, on the patient's other side"
-    if voxels and 2 * other_voxels > voxels:
+    if voxels and 2 * other_voxels > voxels and may_empty:
         _clear(mask, mask != 0, probabilities)
         return SideCheck(side, EMPTIED, voxels, other_voxels, voxels,
                          f"emptied: {where}; the model answered the other side ({frame.describe()})")
-    if trim and other_voxels:
+    if trim and other_voxels and 2 * other_voxels <= voxels:
         region = _beyond(frame, side, mask.shape, MIDLINE_TOLERANCE_MM / frame.spacing_mm)
         stray = mask[region]  # a view: clearing it clears the mask
         removed = int(np.count_nonzero(stray))
@@ -191,3 +193,15 @@ def side_check_summary(per_case: Mapping[str, Mapping[str, SideCheck]]) -> Optio
     passed = sum(check.status == PASSED for _, _, check in checks)
     return (f"Side check: {passed} of {len(checks)} sided answers lie on their side of the patient"
             + (f"; {flagged} (see prompt_report.md)" if flagged else "."))
+
+
+def trim_label_mask(label: str, mask: np.ndarray, probabilities: Optional[np.ndarray],
+                    frame: Optional[PatientFrame]) -> int:
+    """A sided training label's own query mask (before any prompt uses it): the voxels well beyond the midline
+    dropped when the label crosses it little, so a union of labels ('both kidneys' = left + right kidney) is
+    the union of the trimmed masks its sided prompts get. A mask mostly on the other side is left to the prompt's
+    own check: in a union of a left/right pair it may still be a correct answer. Returns the voxels dropped."""
+    side = side_of(label)
+    if side and frame is not None and frame.known and crosses_midline_little(load_taxonomy(), label):
+        return check_side(mask, side, frame, True, probabilities, may_empty=False).voxels_removed
+    return 0

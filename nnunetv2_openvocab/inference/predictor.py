@@ -44,7 +44,8 @@ from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_v
                                                        reader_writer_for, sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
-from nnunetv2_openvocab.inference.patient_side import PatientFrame, SideCheck, check_answer_side, patient_frame
+from nnunetv2_openvocab.inference.patient_side import (PatientFrame, SideCheck, check_answer_side, patient_frame,
+                                                       trim_label_mask)
 from nnunetv2_openvocab.inference.prompt_jobs import (PredictionJob, all_prompts, jobs_for_cases, load_prompts_file,
                                                       validate_prompts)
 from nnunetv2_openvocab.inference.presence import LogitSummary, Presence, presence
@@ -266,6 +267,7 @@ class OpenVocabPredictor:
         geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
                                     volume.weights[volume.unpad].shape)
         query_index = {q: i for i, q in enumerate(queries)}
+        label_of_query = dict(zip(model.canonical_prompts, model.spec.label_names))
         last_use = {q: i for i, g in enumerate(groundings) for q in g.queries}
         computed: Dict[str, Tuple[Tuple[np.ndarray, int], LogitSummary, Optional[np.ndarray]]] = {}
         for index, grounding in enumerate(groundings):
@@ -274,8 +276,11 @@ class OpenVocabPredictor:
                     logits = readout.prompt_logits(volume, query_index[query])
                     if query in rivals:
                         cede_to_rivals(logits, readout, volume, [query_index[r] for r in rivals[query]])
-                    computed[query] = (geometry.mask(logits), LogitSummary.of(logits),
-                                       geometry.probabilities(logits) if probabilities else None)
+                    mask, voxels = geometry.mask(logits)
+                    probability = geometry.probabilities(logits) if probabilities else None
+                    if query in label_of_query:  # a sided label's own mask keeps to its side of the midline
+                        voxels -= trim_label_mask(label_of_query[query], mask, probability, frame)
+                    computed[query] = ((mask, voxels), LogitSummary.of(logits), probability)
             parts = [computed[q] for q in grounding.queries]
             if len(parts) == 1:
                 (mask, voxels), probability = parts[0][0], parts[0][2]
