@@ -2,8 +2,9 @@
 
 Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, words only):
   1. a training prompt of the model (canonical or synonym) -> that label;
-  2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure, compared as is and
-     then after normalisation (prompts/normalisation.py: 'both kidneys', 'kidney on the left side');
+  2. a taxonomy structure's name, prompt, synonym or held-out synonym, or its RadLex synonym or definition
+     (prompts/radlex_lookup.py: 'ren', 'Milz') -> that structure, compared as is and then after normalisation
+     (prompts/normalisation.py: 'both kidneys', 'kidney on the left side');
      a conjunction whose parts all match so ('trachea and esophagus'; side words share the last part's noun:
      'left and right kidney' = 'left kidney' + 'right kidney') -> the union of the parts' labels;
   3. the taxonomy prompt nearest to the prompt in the text encoder's space, when its cosine is at least
@@ -43,6 +44,7 @@ import torch
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
 from nnunetv2_openvocab.prompts.normalisation import normalise_prompt, normalised_index, prompt_side
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+from nnunetv2_openvocab.prompts.radlex_lookup import radlex_lookup_entries
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 GROUNDING_MODES = ("auto", "text", "taxonomy")
@@ -90,10 +92,12 @@ class PromptGrounder:
         self.exact_structures: Dict[str, str] = {}
         for structure in self.taxonomy.structures.values():
             self.exact_structures.setdefault(prompt_identity(structure.name), structure.name)
-        for text, structure in self.entries:
+        # then RadLex's synonyms and definitions: never training prompts, but ways users write (or paste) a name
+        radlex = [(text, structure) for text, structure, _ in radlex_lookup_entries() if structure in self.taxonomy]
+        for text, structure in [*self.entries, *radlex]:
             self.exact_structures.setdefault(prompt_identity(text), structure)
         self.normalised_structures = normalised_index(
-            [*((s.name, s.name) for s in self.taxonomy.structures.values()), *self.entries])
+            [*((s.name, s.name) for s in self.taxonomy.structures.values()), *self.entries, *radlex])
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:

@@ -170,16 +170,19 @@ def check_answer_side(prompt: str, grounding: Grounding, mask: np.ndarray, proba
                       frame: Optional[PatientFrame], copy: bool
                       ) -> Optional[Tuple[np.ndarray, Optional[np.ndarray], SideCheck]]:
     """(mask, probabilities, check) of one prompt's answer when the prompt names a side (any phrasing, see
-    prompts/normalisation.py), else None. ``copy``: the arrays are shared with a later prompt, correct copies.
+    prompts/normalisation.py) or is grounded to a sided structure, else None. ``copy``: the arrays are shared with a later prompt, correct copies.
     The structure that decides trimming is the grounded one, or the single label a training prompt names."""
+    taxonomy = load_taxonomy()
+    structure = grounding.structure or (grounding.labels[0] if len(grounding.labels) == 1 else None)
     side = prompt_side(prompt)
+    if side is None and structure in taxonomy and taxonomy.structure(structure).laterality != "none":
+        side = taxonomy.structure(structure).laterality  # 'LUL', 'arteria subclavia dextra': sided by lookup
     if side is None:
         return None
     if copy:
         mask, probabilities = mask.copy(), None if probabilities is None else probabilities.copy()
-    structure = grounding.structure or (grounding.labels[0] if len(grounding.labels) == 1 else None)
     frame = frame or PatientFrame(None, reason="not checked: no image was given to find the patient's sides")
-    return mask, probabilities, check_side(mask, side, frame, crosses_midline_little(load_taxonomy(), structure),
+    return mask, probabilities, check_side(mask, side, frame, crosses_midline_little(taxonomy, structure),
                                            probabilities)
 
 

@@ -7,7 +7,8 @@ Rules, in order (each follows a pattern of RadLex terms or of clinical writing):
   1. words: lower case, letters and digits (``prompt_identity``), hyphens split ('left-sided' = 'left sided').
   2. both sides: 'bilateral', 'both', 'paired', 'each', 'left and right' / 'right and left' name both sides
      (clinical usage: "bilateral kidneys", "both lungs"); the prompt then names no single side.
-  3. one side: 'left'/'right', the Latin/RadLex forms 'sinistral'/'sinister' and 'dextral'/'dexter', and the
+  3. one side: 'left'/'right', the Latin/RadLex forms 'sinistral'/'sinister'/'sinistra' and
+     'dextral'/'dexter'/'dextra' ('arteria subclavia dextra'), and the
      report abbreviations 'l'/'r' as a word of their own ('L kidney'; 'l3' is a vertebra, one word) become the side
      marker. The words that only frame a side are dropped with it: 'sided' ('left-sided'), and 'side', 'half' and
      the locatives 'on', 'at', 'in', 'to', 'situated', 'located', 'lying', 'positioned' ("situated on the right
@@ -31,8 +32,8 @@ from typing import Dict, FrozenSet, Iterable, Optional, Tuple
 
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 
-SIDE_WORDS = {"left": "left", "sinistral": "left", "sinister": "left", "l": "left",
-              "right": "right", "dextral": "right", "dexter": "right", "r": "right"}
+SIDE_WORDS = {"left": "left", "sinistral": "left", "sinister": "left", "sinistra": "left", "l": "left",
+              "right": "right", "dextral": "right", "dexter": "right", "dextra": "right", "r": "right"}
 BOTH_SIDES_WORDS = frozenset({"bilateral", "both", "paired", "each"})
 SIDE_FRAME_WORDS = frozenset({"sided", "side", "sides", "half", "on", "at", "in", "to", "situated", "located",
                               "lying", "positioned"})
