@@ -170,8 +170,9 @@ def check_answer_side(prompt: str, grounding: Grounding, mask: np.ndarray, proba
                       frame: Optional[PatientFrame], copy: bool
                       ) -> Optional[Tuple[np.ndarray, Optional[np.ndarray], SideCheck]]:
     """(mask, probabilities, check) of one prompt's answer when the prompt names a side (any phrasing, see
-    prompts/normalisation.py) or is grounded to a sided structure, else None. ``copy``: the arrays are shared with a later prompt, correct copies.
-    The structure that decides trimming is the grounded one, or the single label a training prompt names."""
+    prompts/normalisation.py) or is grounded to a sided structure, else None. ``copy``: the arrays are shared with
+    a later prompt, correct copies. The structure that decides trimming is the grounded one, or the single label
+    a training prompt names."""
     taxonomy = load_taxonomy()
     structure = grounding.structure or (grounding.labels[0] if len(grounding.labels) == 1 else None)
     side = prompt_side(prompt)

@@ -8,9 +8,10 @@ its components' foreground voxels.
 Status: ``absent`` when the mask is empty or ``max_probability < PRESENT_CONFIDENCE`` (0.90): no voxel is
 confidently the structure, so a stray low-confidence mask is reported as not found rather than as a finding;
 ``absent (text route)`` for the same on a prompt answered by its own text query (grounding's text route: an
-unlearnt or ungrounded prompt, whose empty mask is no finding about the image); ``present`` otherwise. Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the
-labels it had learnt peak at >= 0.9996 (liver, aorta, L3), while labels still being learnt (spleen 0.73, kidneys
-0.53-0.74) are also reported absent: the status says what the model is confident of, not what is in the image.
+unlearnt or ungrounded prompt, whose empty mask is no finding about the image); ``present`` otherwise.
+Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the labels it had learnt peak
+at >= 0.9996 (liver, aorta, L3), while labels still being learnt (spleen 0.73, kidneys 0.53-0.74) are also
+reported absent: the status says what the model is confident of, not what is in the image.
 Confidence alone does not stop a stray mask: after 15 epochs the raw text query of 'brain', a structure the model
 never learnt, reached 0.90 on one CI run, and 'banana' covers 18616 voxels at 0.96 (on the liver). The mask of an
 unlearnt taxonomy structure therefore first cedes the voxels its disjoint training labels claim (grounding's

@@ -1,9 +1,10 @@
 """Coded concepts for a prompt's DICOM segment: what viewers and PACS read besides the free-text label.
 
 A prompt that names a structure of the shared taxonomy (its name, default prompt, a synonym, a held-out synonym
-or its RadLex term; case and spacing ignored, then compared after prompt normalisation) gets the category "Morphologically Altered Structure" for lesions,
-"Anatomical Structure" otherwise, and the structure's RadLex code as segmented property type (taxonomy lesions
-have none: SNOMED CT "Lesion"). Any other prompt gets the generic SNOMED CT "Anatomical Structure" for both;
+or its RadLex term; case and spacing ignored, then compared after prompt normalisation: 'both kidneys', 'kidney on
+the left side') gets the category "Morphologically Altered Structure" for lesions, "Anatomical Structure"
+otherwise, and the structure's RadLex code as segmented property type (taxonomy lesions have none: SNOMED CT
+"Lesion"). Any other prompt gets the generic SNOMED CT "Anatomical Structure" for both;
 its label (the prompt) says what it is.
 """
 from __future__ import annotations
