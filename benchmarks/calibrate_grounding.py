@@ -20,7 +20,8 @@ import torch
 from dataset_conversion.label_tables import load_label_table
 from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_prompts
-from nnunetv2_openvocab.prompts.grounding import PromptGrounder, normalise
+from nnunetv2_openvocab.prompts.grounding import PromptGrounder
+from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
@@ -39,7 +40,7 @@ def held_out_groundings(grounder: PromptGrounder, entries: Sequence[Tuple[str, f
     for (prompt, targets), row in zip(entries, similarities):
         row = row.clone()
         for j, (text, _) in enumerate(grounder.entries):
-            if normalise(text) == normalise(prompt):
+            if prompt_identity(text) == prompt_identity(prompt):
                 row[j] = -2.0
         text, structure, cosine = grounder.nearest_entry(prompt, row)
         grounding = grounder.ground_structure(prompt, structure, "")

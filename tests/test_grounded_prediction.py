@@ -57,14 +57,18 @@ def test_a_far_prompt_takes_the_text_route_and_says_so(grounded):
     _, _, by_prompt, _, stdout = grounded
     banana = by_prompt["banana"]["grounding"]
     assert banana["route"] == "text" and banana["labels"] == [] and "no taxonomy entry" in banana["reason"]
-    assert "route text: no taxonomy entry within cosine" in stdout
+    assert banana["ungrounded"] and len(banana["nearest"]) == 3  # its nearest structures, with their cosines
+    assert all(name in banana["reason"] and -1 <= score < 0.9 for name, score in banana["nearest"])
+    assert "route text (ungrounded): no taxonomy entry within cosine" in stdout
+    assert not by_prompt["brain"]["grounding"]["ungrounded"]  # a taxonomy structure the model did not learn
 
 
 def test_an_absent_structure_is_reported_absent(grounded):
     _, out, _, report, stdout = grounded
     presence = report["presence"]["ct"]
     # brain's text query is a blend of the learnt ones; its mask cedes their voxels (grounding's cedes_to)
-    assert presence["brain"]["status"] == "absent" and presence["aorta"]["status"] == "present"
+    # brain is answered by its own text query: its absence is reported as the text route's, not a label's
+    assert presence["brain"]["status"] == "absent (text route)" and presence["aorta"]["status"] == "present"
     for found in presence.values():  # the documented rule
         assert (found["status"] == "present") == (found["voxels"] > 0 and found["max_probability"] >= 0.9)
     statistics = json.loads((out / "statistics" / "ct.json").read_text(encoding="utf-8"))["prompts"]
@@ -117,3 +121,14 @@ def test_a_bank_from_another_encoder_is_refused(grounded, trained_openvocab_mode
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "made with text encoder 'BioLORD'" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_sided_prompts_are_side_checked_in_report_statistics_and_console(grounded):
+    _, out, _, report, stdout = grounded
+    checks = report["side_checks"]["ct"]
+    assert set(checks) == {"left kidney", "right kidney", "left renal organ"}  # the prompts that name a side
+    assert all(c["status"] in ("passed", "trimmed") for c in checks.values()), checks  # a correctly oriented CT
+    statistics = json.loads((out / "statistics" / "ct.json").read_text(encoding="utf-8"))["prompts"]
+    assert statistics["right kidney"]["side_check"] == checks["right kidney"]
+    assert "side_check" not in statistics["renal organs"]
+    assert any(line.startswith("Side check: ") for line in stdout.splitlines())

@@ -29,3 +29,11 @@ def test_summary_line():
     line = presence_summary({"ct_1": {"liver": presence(8, [LogitSummary.of(CONFIDENT)]),
                                       "brain": presence(0, [LogitSummary.of(STRAY * 0 - 5)])}})
     assert line.startswith("Presence: 1 of 2 prompt answers present") and "'brain' in ct_1" in line
+
+
+def test_an_empty_text_route_answer_says_so():
+    empty = presence(0, [LogitSummary.of(torch.full((2, 2, 2), -3.0))], text_route=True)
+    assert empty.status == "absent (text route)"
+    assert presence(8, [LogitSummary.of(CONFIDENT)], text_route=True).status == "present"
+    line = presence_summary({"ct_1": {"banana": empty}})
+    assert line.startswith("Presence: 0 of 1 prompt answers present") and "'banana' in ct_1" in line

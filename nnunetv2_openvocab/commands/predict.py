@@ -14,6 +14,7 @@ from nnunetv2_openvocab.inference.background_workers import Workers
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.outputs.case_outputs import NIFTI, OUTPUT_TYPES, OutputOptions
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD
+from nnunetv2_openvocab.inference.patient_side import side_check_summary
 from nnunetv2_openvocab.inference.presence import presence_summary
 from nnunetv2_openvocab.inference.run_prediction import run_prediction
 from nnunetv2_openvocab.user_errors import exit_on_user_error
@@ -110,6 +111,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              workers=Workers(args.npp, args.nps))
     print(run.report.to_text())
     print(presence_summary(run.report.presence))
+    side_checks = side_check_summary(run.report.side_checks)
+    if side_checks:
+        print(side_checks)
     print(f"\n{sum(map(len, run.written.values()))} files for {len(run.written)} case(s) in {run.output_folder}"
           + (f"; skipped {len(run.skipped)} finished case(s)" if run.skipped else ""))
     print(f"Prompt report: {run.report_files[0]} and {run.report_files[1]}")

@@ -9,16 +9,19 @@ import numpy as np
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from nnunetv2_openvocab.inference.input_images import read_case
+from nnunetv2_openvocab.inference.patient_side import PatientFrame, patient_frame
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob
 
 
 @dataclass
 class PreprocessedCase:
-    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews)."""
+    """A case after nnU-Net's preprocessing; ``image`` is the first input channel as read (statistics, previews);
+    ``frame`` where the patient's left and midline are (side safety)."""
 
     data: Optional[np.ndarray]
     properties: dict
     image: Optional[np.ndarray] = None
+    frame: Optional[PatientFrame] = None
 
     def take_data(self) -> np.ndarray:
         """Hand the preprocessed array over (this object keeps no reference), so it can be freed early."""
@@ -41,5 +44,6 @@ def read_and_preprocess(job: PredictionJob, plans_manager: PlansManager, configu
     plans but not the network weights)."""
     data, properties = read_case(job.case, plans_manager.image_reader_writer_class)
     image = data[0] if keep_image else None
+    frame = patient_frame(data[0], properties)
     return PreprocessedCase(preprocess_array(data, properties, plans_manager, configuration_manager, dataset_json),
-                            properties, image)
+                            properties, image, frame)

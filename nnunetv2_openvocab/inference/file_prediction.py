@@ -22,6 +22,7 @@ from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_WRITERS, Ca
                                                                check_case_outputs, dicom_writer, expected_files)
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, write_prompt_report
 from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings
+from nnunetv2_openvocab.inference.patient_side import SideCheck
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, all_prompts
 from nnunetv2_openvocab.output_folder import check_output_folder
@@ -84,28 +85,34 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
         preprocessing_processes = min(workers.preprocessing, max(len(todo) - 1, 0))
         for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
                               unit="case", disable=not predictor.show_progress):
-            run.written[job.case.case_id], report.presence[job.case.case_id] = predict_case(predictor, 
-                job, case, output_folder, job.case.output_ending(file_ending), options, export)
+            case_id = job.case.case_id
+            run.written[case_id], report.presence[case_id], report.side_checks[case_id] = predict_case(
+                predictor, job, case, output_folder, job.case.output_ending(file_ending), options, export)
     run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
     return run
 
 
 def predict_case(predictor: OpenVocabPredictor, job: PredictionJob, case: PreprocessedCase, output_folder: Path,
-                 ending: str, options: OutputOptions, export: ExportQueue) -> Tuple[List[Path], Dict[str, Presence]]:
-    """Predict one preprocessed case and write its outputs; returns the files and each prompt's presence."""
+                 ending: str, options: OutputOptions, export: ExportQueue
+                 ) -> Tuple[List[Path], Dict[str, Presence], Dict[str, SideCheck]]:
+    """Predict one preprocessed case and write its outputs; returns the files, each prompt's presence and the side
+    checks of the prompts that name a side."""
     plans_reader_writer = predictor.model.plans_manager.image_reader_writer_class
     answers = predictor.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
-                                                  options.save_probabilities)
+                                                  options.save_probabilities, case.frame)
     dicom = dicom_writer(options.output_type, job.case.sources[0], job.prompts, output_folder, job.case.case_id,
                          predictor.model.folder.name)
     writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
                               reader_writer_for(job.case, plans_reader_writer), case.properties, options,
                               case.image, dicom, export)
     found: Dict[str, Presence] = {}
+    side_checks: Dict[str, SideCheck] = {}
     for answer in answers:
         found[job.prompts[answer.index]] = answer.presence
-        writer.add(answer.index, answer.mask, answer.presence, answer.probabilities)
-    return writer.finish(), found
+        if answer.side_check is not None:
+            side_checks[job.prompts[answer.index]] = answer.side_check
+        writer.add(answer.index, answer.mask, answer.presence, answer.probabilities, answer.side_check)
+    return writer.finish(), found, side_checks
 
 
 def run_settings(predictor: OpenVocabPredictor, jobs: Sequence[PredictionJob], options: OutputOptions) -> dict:

@@ -38,6 +38,7 @@ from nnunetv2_openvocab.inference.input_images import (check_case, check_voxel_v
                                                        sitk_image_to_case_arrays)
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold, TrainedModel, load_trained_model
 from nnunetv2_openvocab.inference.original_geometry import OriginalGeometry
+from nnunetv2_openvocab.inference.patient_side import PatientFrame, patient_frame
 from nnunetv2_openvocab.inference.outputs.case_outputs import OutputOptions
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, build_prompt_report
 from nnunetv2_openvocab.inference.prompt_answers import PromptAnswer, QueryPlan, answer_prompts
@@ -166,19 +167,23 @@ class OpenVocabPredictor:
         """Yield (prompt index, uint8 mask in the input's array layout), one prompt at a time.
 
         ``data`` (C, *spatial) and ``properties`` as returned by the plans' reader (read_case)."""
-        return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts)
+        frame = patient_frame(data[0], properties)
+        return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts, frame)
 
-    def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict,
-                                prompts: Sequence[str]) -> Iterator[Tuple[int, np.ndarray]]:
+    def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
+                                frame: Optional[PatientFrame] = None) -> Iterator[Tuple[int, np.ndarray]]:
         """``iter_masks`` after ``preprocess``; hand ``preprocessed`` over (keep no reference): it is freed once
-        the sliding window is done."""
-        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(preprocessed, properties,
-                                                                                           prompts))
+        the sliding window is done. ``frame``: ``patient_frame`` of the image as read (without it, sided prompts
+        are reported as not side-checked)."""
+        return ((answer.index, answer.mask) for answer in self.answers_from_preprocessed(
+            preprocessed, properties, prompts, frame=frame))
 
     def answers_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],
-                                  probabilities: bool = False) -> Iterator[PromptAnswer]:
+                                  probabilities: bool = False,
+                                  frame: Optional[PatientFrame] = None) -> Iterator[PromptAnswer]:
         """Each prompt's mask and presence, in prompt order, from one sliding-window pass (prompt_answers).
-        ``probabilities``: also each prompt's float16 probability map, one prompt at a time."""
+        ``probabilities``: also each prompt's float16 probability map, one prompt at a time; ``frame``: the
+        patient's sides, for the side checks."""
         model = self.model
         groundings = self.ground(prompts)
         plan = QueryPlan.of(groundings, self._twin_queries)
@@ -187,7 +192,9 @@ class OpenVocabPredictor:
         del preprocessed  # free it before the per-prompt exports
         geometry = OriginalGeometry(properties, model.plans_manager, model.configuration_manager,
                                     volume.weights[volume.unpad].shape)
-        yield from answer_prompts(groundings, plan, readout, volume, geometry, probabilities)
+        label_of_query = dict(zip(model.canonical_prompts, model.spec.label_names))
+        yield from answer_prompts(prompts, groundings, plan, readout, volume, geometry, label_of_query, probabilities,
+                                  frame)
 
     def predict_single_image(self, image: ImageInput, prompts: Optional[Sequence[str]] = None,
                              properties: Optional[dict] = None) -> Dict[str, np.ndarray]:

@@ -7,9 +7,11 @@ its components' foreground voxels.
 
 Status: ``absent`` when the mask is empty or ``max_probability < PRESENT_CONFIDENCE`` (0.90): no voxel is
 confidently the structure, so a stray low-confidence mask is reported as not found rather than as a finding;
-``present`` otherwise. Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the
-labels it had learnt peak at >= 0.9996 (liver, aorta, L3), while labels still being learnt (spleen 0.73, kidneys
-0.53-0.74) are also reported absent: the status says what the model is confident of, not what is in the image.
+``absent (text route)`` for the same on a prompt answered by its own text query (grounding's text route: an
+unlearnt or ungrounded prompt, whose empty mask is no finding about the image); ``present`` otherwise.
+Measured on the bundled CT with the test-session recipe stopped after 5 epochs: the labels it had learnt peak
+at >= 0.9996 (liver, aorta, L3), while labels still being learnt (spleen 0.73, kidneys 0.53-0.74) are also
+reported absent: the status says what the model is confident of, not what is in the image.
 Confidence alone does not stop a stray mask: after 15 epochs the raw text query of 'brain', a structure the model
 never learnt, reached 0.90 on one CI run, and 'banana' covers 18616 voxels at 0.96 (on the liver). The mask of an
 unlearnt taxonomy structure therefore first cedes the voxels its disjoint training labels claim (grounding's
@@ -28,6 +30,7 @@ from nnunetv2_openvocab.constants import binarise
 
 PRESENT_CONFIDENCE = 0.90
 PRESENT, ABSENT = "present", "absent"
+ABSENT_TEXT_ROUTE = "absent (text route)"  # the prompt's own text query found nothing: not a label's verdict
 
 
 @dataclass(frozen=True)
@@ -55,12 +58,16 @@ class Presence:
         return asdict(self)
 
 
-def presence(voxels: int, summaries: Iterable[LogitSummary]) -> Presence:
+def presence(voxels: int, summaries: Iterable[LogitSummary], text_route: bool = False) -> Presence:
+    """``text_route``: the answer is the prompt's own text query (grounding), whose absence says less than a
+    learnt label's: it is reported as ``absent (text route)``."""
     summaries = list(summaries)
     max_probability = float(torch.sigmoid(torch.tensor(max(s.max_logit for s in summaries))))
     foreground = sum(s.foreground for s in summaries)
     mean = sum(s.probability_sum for s in summaries) / foreground if foreground else None
-    status = ABSENT if voxels == 0 or max_probability < PRESENT_CONFIDENCE else PRESENT
+    status = PRESENT
+    if voxels == 0 or max_probability < PRESENT_CONFIDENCE:
+        status = ABSENT_TEXT_ROUTE if text_route else ABSENT
     return Presence(voxels, round(max_probability, 4), None if mean is None else round(mean, 4), status)
 
 
@@ -71,7 +78,7 @@ def presence_summary(per_case: Mapping[str, Mapping[str, Presence]]) -> str:
     for case, prompts in per_case.items():
         for prompt, found in prompts.items():
             total += 1
-            if found.status == ABSENT:
+            if found.status != PRESENT:
                 absent.setdefault(prompt, []).append(case)
     if not total:
         return "Presence: no case predicted in this run."

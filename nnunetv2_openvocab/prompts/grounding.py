@@ -2,7 +2,9 @@
 
 Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, words only):
   1. a training prompt of the model (canonical or synonym) -> that label;
-  2. a taxonomy structure's name, prompt, synonym or held-out synonym -> that structure;
+  2. a taxonomy structure's name, prompt, synonym or held-out synonym, or its RadLex synonym or definition
+     (prompts/radlex_lookup.py: 'ren', 'Milz') -> that structure, compared as is and then after normalisation
+     (prompts/normalisation.py: 'both kidneys', 'kidney on the left side');
      a conjunction whose parts all match so ('trachea and esophagus'; side words share the last part's noun:
      'left and right kidney' = 'left kidney' + 'right kidney') -> the union of the parts' labels;
   3. the taxonomy prompt nearest to the prompt in the text encoder's space, when its cosine is at least
@@ -24,6 +26,8 @@ Routes:
     queries of unlearnt structures are blends of the learnt ones and their stray masks lie on learnt organs
     (brain, lung: all their voxels; heart: 1779 of 1839); a prompt with no taxonomy entry ('banana', or a synonym
     grounding missed) cedes nothing, since its mask on the liver may be right.
+A prompt that reaches no structure this way is ``ungrounded``: ``auto`` answers it with its text query and the
+report lists its nearest structures with their cosines; ``taxonomy`` refuses it.
 Modes (``--grounding``): ``auto`` (the above), ``text`` (always the text query, as the paper's model does),
 ``taxonomy`` (a prompt that does not resolve to training labels is refused).
 A prompt that names one side is never answered with a label of the other side, and a sided label's mask
@@ -39,7 +43,9 @@ import torch
 
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
+from nnunetv2_openvocab.prompts.normalisation import prompt_side
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+from nnunetv2_openvocab.prompts.structure_lookup import find_structure
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
 GROUNDING_MODES = ("auto", "text", "taxonomy")
@@ -65,6 +71,8 @@ class Grounding:
     structure: Optional[str]     # the taxonomy structure it resolved to, if any
     reason: str
     cedes_to: Tuple[str, ...] = ()  # text route: queries of the labels that cannot share a voxel with the structure
+    ungrounded: bool = False     # auto/taxonomy: no route was confident, the text query answers (reported so)
+    nearest: Tuple[Tuple[str, float], ...] = ()  # ungrounded: the nearest structures and their cosines
 
 
 class PromptGrounder:
@@ -110,10 +118,11 @@ class PromptGrounder:
         label = self.training.seen_label(prompt)
         if label is not None:
             return self._labels(prompt, None, [label], f"training prompt of label {label}")
-        structure = self.taxonomy.structure_named(prompt)
-        if structure is not None:
-            return self.ground_structure(prompt, structure, f"taxonomy entry of {structure} (exact match)")
-        return None
+        match = find_structure(prompt, self.taxonomy)
+        if match is None:
+            return None
+        how = "exact match" if match.normalised is None else f"after normalisation ('{match.normalised}')"
+        return self.ground_structure(prompt, match.structure, f"taxonomy entry of {match.structure} ({how})")
 
     def _conjunction(self, prompt: str) -> Optional[Grounding]:
         parts = prompt_identity(prompt).split(" and ")
@@ -132,8 +141,12 @@ class PromptGrounder:
         for prompt, row in zip(prompts, self.similarities(prompts)):
             text, structure, cosine = self.nearest_entry(prompt, row)
             if cosine < self.match_threshold:
-                out.append(self._text(prompt, None, f"no taxonomy entry within cosine {self.match_threshold:.2f} "
-                                                    f"(nearest '{text}' of {structure}, {cosine:.2f})"))
+                nearest = self.nearest_structures(prompt, row)
+                listed = ", ".join(f"{name} {score:.2f}" for name, score in nearest)
+                out.append(Grounding(prompt, TEXT, (), (prompt,), None,
+                                     f"no taxonomy entry within cosine {self.match_threshold:.2f} (nearest "
+                                     f"'{text}' of {structure}; nearest structures {listed})",
+                                     ungrounded=True, nearest=nearest))
             else:
                 out.append(self.ground_structure(prompt, structure, f"nearest taxonomy entry '{text}' of {structure} "
                                                               f"(cosine {cosine:.2f} >= {self.match_threshold:.2f})"))
@@ -148,11 +161,22 @@ class PromptGrounder:
     def nearest_entry(self, prompt: str, similarities: torch.Tensor) -> Tuple[str, str, float]:
         """(taxonomy text, structure, cosine) of the best entry whose side matches the prompt's: one side named ->
         that side's structures; none or both named -> unsided structures (never one side for 'left and right')."""
-        side = side_of(prompt) or "none"
-        allowed = [j for j, (_, structure) in enumerate(self.entries)
-                   if self.taxonomy.structure(structure).laterality == side]
-        best = max(allowed, key=lambda j: float(similarities[j]))
+        best = max(self._same_side_entries(prompt), key=lambda j: float(similarities[j]))
         return (*self.entries[best], float(similarities[best]))
+
+    def nearest_structures(self, prompt: str, similarities: torch.Tensor, count: int = 3
+                           ) -> Tuple[Tuple[str, float], ...]:
+        """The ``count`` structures nearest to the prompt (best entry of each, same side rule), best first."""
+        best: Dict[str, float] = {}
+        for j in self._same_side_entries(prompt):
+            structure = self.entries[j][1]
+            best[structure] = max(best.get(structure, -1.0), round(float(similarities[j]), 4))
+        return tuple(sorted(best.items(), key=lambda item: -item[1])[:count])
+
+    def _same_side_entries(self, prompt: str) -> List[int]:
+        side = prompt_side(prompt) or "none"
+        return [j for j, (_, structure) in enumerate(self.entries)
+                if self.taxonomy.structure(structure).laterality == side]
 
     def ground_structure(self, prompt: str, structure: str, why: str) -> Grounding:
         """The structure's training labels (label or union route), else the text route; ``why`` explains the match."""
@@ -169,9 +193,9 @@ class PromptGrounder:
         return self._labels(prompt, structure, labels, why)
 
     def _labels(self, prompt: str, structure: Optional[str], labels: List[str], why: str) -> Grounding:
-        side = side_of(prompt)
+        side = prompt_side(prompt)
         crossing = [label for label in labels
-                    if side and OPPOSITE[side] in (side_of(label), side_of(self.canonical[label]))]
+                    if side and OPPOSITE[side] in (side_of(label), prompt_side(self.canonical[label]))]
         if crossing:  # never answer a sided prompt with the other side's labels
             return self._text(prompt, structure, f"{why}; it would use {crossing} of the other side")
         labels = sorted(labels, key=self.label_order.__getitem__)  # the model's label order, whatever the taxonomy's

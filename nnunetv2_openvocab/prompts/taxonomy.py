@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
+from nnunetv2_openvocab.prompts.radlex_lookup import radlex_lookup_entries
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEFAULT_TAXONOMY_PATH = DATA_DIR / "taxonomy.json"
@@ -62,21 +63,24 @@ class Taxonomy:
             for parent in s.part_of:
                 self._parts[parent].append(s.name)
 
+    def named_texts(self) -> List[Tuple[str, str]]:
+        """(text, structure) for every text a structure goes by, in lookup precedence: canonical names and default
+        prompts, then synonyms and RadLex terms, then held-out synonyms, then RadLex's own synonyms and definitions
+        (radlex_lookup: 'ren', 'Milz', the definition sentence); within a tier, in file order."""
+        tiers = (lambda s: [s.name, s.default_prompt], lambda s: [*s.synonyms, s.radlex_term or ""],
+                 lambda s: s.eval_synonyms)
+        texts = [(known, s.name) for tier in tiers for s in self.structures.values() for known in tier(s) if known]
+        return texts + [(known, name) for known, name, _ in radlex_lookup_entries() if name in self.structures]
+
     def structure_named(self, text: str) -> Optional[str]:
         """The structure ``text`` names exactly (prompt identity: case, spacing, punctuation aside), else None.
 
-        The one text index of the taxonomy, shared by grounding, the prompt report and DICOM-SEG codes. Precedence
-        when two structures claim one text: canonical names and default prompts first, then synonyms and RadLex
-        terms, then held-out synonyms; within a tier, the first structure in the file keeps the text."""
+        The one exact text index of the taxonomy (``named_texts``; the first structure claiming a text keeps it),
+        shared by grounding, the prompt report and DICOM-SEG codes through ``structure_lookup``."""
         if self._text_index is None:
             index: Dict[str, str] = {}
-            tiers = (lambda s: [s.name, s.default_prompt], lambda s: [*s.synonyms, s.radlex_term or ""],
-                     lambda s: s.eval_synonyms)
-            for texts in tiers:
-                for structure in self.structures.values():
-                    for known in texts(structure):
-                        if known:
-                            index.setdefault(prompt_identity(known), structure.name)
+            for known, name in self.named_texts():
+                index.setdefault(prompt_identity(known), name)
             self._text_index = index
         return self._text_index.get(prompt_identity(text))
 

@@ -22,6 +22,7 @@ from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.outputs.preview import write_preview
 from nnunetv2_openvocab.inference.outputs.probability_files import (geometry_file, probability_file, write_geometry,
                                                             write_probabilities)
+from nnunetv2_openvocab.inference.patient_side import SideCheck
 from nnunetv2_openvocab.inference.outputs.statistics import mask_statistics, statistics_document
 from nnunetv2_openvocab.atomic_files import MAX_FILE_NAME_BYTES, TEMPORARY_NAME_OVERHEAD, write_json_atomic
 from nnunetv2_openvocab.inference.outputs.segmentation_files import write_segmentation
@@ -125,7 +126,7 @@ class CaseOutputWriter:
         self.written: List[Path] = []
 
     def add(self, prompt_index: int, mask: np.ndarray, presence: Optional[Presence] = None,
-            probabilities: Optional[np.ndarray] = None) -> None:
+            probabilities: Optional[np.ndarray] = None, side_check: Optional[SideCheck] = None) -> None:
         prompt = self.prompts[prompt_index]
         if self.dicom is not None:
             self.dicom.add(prompt_index, mask)
@@ -143,6 +144,8 @@ class CaseOutputWriter:
             self.statistics[prompt] = mask_statistics(mask, self.image, self.properties["spacing"])
             if presence is not None:
                 self.statistics[prompt].update(presence.to_dict())
+            if side_check is not None:
+                self.statistics[prompt]["side_check"] = side_check.to_dict()
 
     def finish(self) -> List[Path]:
         if self.dicom is not None:

@@ -27,7 +27,8 @@ encoder: their nearest label is their own.
 
 Each prompt also shows its grounding (route ``label``/``union``/``text``, the labels used and why; see
 grounding.py), and after prediction the presence of each answer per case (``present``/``absent`` with the
-maximum and mean foreground probability and the voxel count; see presence.py).
+maximum and mean foreground probability and the voxel count; see presence.py) and, for prompts that name a side,
+the side check's result (passed / trimmed / emptied / not checked; see patient_side.py).
 """
 from __future__ import annotations
 
@@ -38,10 +39,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from nnunetv2_openvocab.atomic_files import write_json_atomic, write_text_atomic
-from nnunetv2_openvocab.prompts.grounding import Grounding
+from nnunetv2_openvocab.inference.patient_side import SideCheck
 from nnunetv2_openvocab.inference.presence import PRESENT_CONFIDENCE, Presence
-from nnunetv2_openvocab.prompts.laterality import side_twin, sides
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
+from nnunetv2_openvocab.prompts.grounding import Grounding
+from nnunetv2_openvocab.prompts.laterality import SIDES, side_twin, sides
+from nnunetv2_openvocab.prompts.normalisation import normalise_prompt
 
 FAR_THRESHOLD = 0.50
 DISTANT_THRESHOLD = 0.65
@@ -75,6 +78,7 @@ class PromptReport:
     laterality_margin: float
     prompts: List[PromptAssessment]
     presence: Dict[str, Dict[str, Presence]] = field(default_factory=dict)  # case -> prompt -> presence
+    side_checks: Dict[str, Dict[str, SideCheck]] = field(default_factory=dict)  # case -> sided prompt -> check
 
     def to_dict(self) -> Dict:
         return asdict(self)
@@ -89,7 +93,8 @@ class PromptReport:
         for a in self.prompts:
             nearest = "; ".join(f"{n.label} via '{n.training_prompt}' ({n.cosine:.2f})" for n in a.nearest)
             g = a.grounding
-            route = (g.route, ", ".join(g.labels) or "-", g.reason) if g else ("-", "-", "-")
+            route = (g.route + (" (ungrounded)" if g.ungrounded else ""), ", ".join(g.labels) or "-", g.reason) \
+                if g else ("-", "-", "-")
             lines.append(f"| {a.prompt} | {a.status} | {nearest} | {' | '.join(route)} | {' '.join(a.warnings) or '-'} |")
         if self.presence:
             lines += ["", f"## Presence (absent: empty mask, or no voxel reaches probability {PRESENT_CONFIDENCE:.2f})", "",
@@ -98,6 +103,15 @@ class PromptReport:
                 for prompt, p in prompts.items():
                     mean = "-" if p.mean_probability is None else f"{p.mean_probability:.3f}"
                     lines.append(f"| {case} | {prompt} | {p.status} | {p.voxels} | {p.max_probability:.3f} | {mean} |")
+        if any(self.side_checks.values()):
+            lines += ["", "## Side check (prompts that name a side: the answer must lie on that side of the patient's "
+                          "body midline, found from the image's direction cosines and body mask)", "",
+                      "| case | prompt | side | result | voxels | beyond the midline | removed | detail |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for case, checks in self.side_checks.items():
+                for prompt, c in checks.items():
+                    lines.append(f"| {case} | {prompt} | {c.side} | {c.status} | {c.voxels} | {c.voxels_other_side} "
+                                 f"| {c.voxels_removed} | {c.detail} |")
         return "\n".join(lines) + "\n"
 
     def routes(self) -> Dict[str, str]:
@@ -114,7 +128,8 @@ class PromptReport:
             lines.append(f"  {a.prompt!r}: {a.status.upper()} (nearest: {nearest})")
             if a.grounding:
                 labels = f" [{', '.join(a.grounding.labels)}]" if a.grounding.labels else ""
-                lines.append(f"      route {a.grounding.route}{labels}: {a.grounding.reason}")
+                ungrounded = " (ungrounded)" if a.grounding.ungrounded else ""
+                lines.append(f"      route {a.grounding.route}{ungrounded}{labels}: {a.grounding.reason}")
             lines.extend(f"      ! {w}" for w in a.warnings)
         return "\n".join(lines)
 
@@ -130,7 +145,8 @@ def _nearest_labels(similarities: torch.Tensor, training: Sequence[Tuple[str, st
 
 def laterality_warnings(prompt: str, ranked: Sequence[NearestLabel], margin: float) -> List[str]:
     labels = [n.label for n in ranked]
-    prompt_sides = sides(prompt)
+    normalised = normalise_prompt(prompt)  # 'sinistral', 'L', 'on the left side' name a side too
+    prompt_sides = {normalised.side} if normalised.side else set(SIDES) if normalised.both_sides else set()
     if not prompt_sides:
         if len(ranked) >= 2 and side_twin(ranked[0].label, labels) == ranked[1].label:
             return [f"Its nearest training prompts '{ranked[0].training_prompt}' ({ranked[0].cosine:.2f}) and "

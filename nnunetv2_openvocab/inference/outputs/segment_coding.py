@@ -1,10 +1,12 @@
 """Coded concepts for a prompt's DICOM segment: what viewers and PACS read besides the free-text label.
 
-A prompt that names a structure of the shared taxonomy (``Taxonomy.structure_named``: its name, default prompt, a
-synonym, its RadLex term or a held-out synonym; case and spacing ignored) gets the category "Morphologically Altered Structure" for lesions,
-"Anatomical Structure" otherwise, and the structure's RadLex code as segmented property type (taxonomy lesions
-have none: SNOMED CT "Lesion"). Any other prompt gets the generic SNOMED CT "Anatomical Structure" for both;
-its label (the prompt) says what it is.
+A prompt that names a structure of the shared taxonomy (``prompts.structure_lookup.find_structure``: its name,
+default prompt, a synonym, its RadLex term or a held-out synonym, RadLex's own synonyms and definitions; case and
+spacing ignored, then compared after prompt normalisation: 'both kidneys', 'kidney on the left side') gets the
+category "Morphologically Altered Structure" for lesions, "Anatomical Structure" otherwise, and the structure's
+RadLex code as segmented property type (taxonomy lesions have none: SNOMED CT "Lesion"). Any other prompt gets the
+generic SNOMED CT "Anatomical Structure" for both; its label (the prompt) says what it is. Grounding uses the same
+lookup, so a mask and its code always name one structure.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Tuple
 
 from highdicom.sr import CodedConcept
 
+from nnunetv2_openvocab.prompts.structure_lookup import find_structure
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 
 RADLEX = "RADLEX"
@@ -24,10 +27,10 @@ LESION_TYPE = CodedConcept("52988006", "SCT", "Lesion")
 def segment_codes(prompt: str) -> Tuple[CodedConcept, CodedConcept]:
     """(segmented property category, segmented property type) for one prompt."""
     taxonomy = load_taxonomy()
-    name = taxonomy.structure_named(prompt)
-    if name is None:
+    match = find_structure(prompt, taxonomy)
+    if match is None:
         return ANATOMICAL_STRUCTURE_CATEGORY, GENERIC_TYPE
-    structure = taxonomy.structure(name)
+    structure = taxonomy.structure(match.structure)
     if structure.radlex_id:
         property_type = CodedConcept(structure.radlex_id, RADLEX, structure.radlex_term or structure.default_prompt)
     else:

@@ -7,7 +7,9 @@
 
 ``mean_hu`` is the mean of the input image (first channel, values as read: Hounsfield units for CT, rescale
 slope/intercept applied for DICOM) inside the mask, and null for an empty mask. Prediction adds each prompt's
-presence (``max_probability``, ``mean_probability``, ``status`` present/absent; see presence.py).
+presence (``max_probability``, ``mean_probability``, ``status`` present/absent; see presence.py) and, for a
+prompt that names a side, ``side_check`` (its side, result passed/trimmed/emptied/not checked, voxel counts
+and why; see patient_side.py).
 """
 from __future__ import annotations
 
