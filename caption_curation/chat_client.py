@@ -146,7 +146,7 @@ class ChatCompletionsClient:
         text = self.redact(body.decode("utf-8", "replace"))
         try:
             content = json.loads(text)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # RecursionError: absurd nesting
             raise MalformedChatResponse("response body is not a chat-completions JSON object", raw=text) from None
         if not isinstance(content, str):
             raise MalformedChatResponse("choices[0].message.content is not a string", raw=text)

@@ -25,7 +25,7 @@ from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, Pr
 from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, all_prompts
-from nnunetv2_openvocab.output_folder import check_output_folder
+from nnunetv2_openvocab.output_folder import check_inputs_outside, check_output_folder
 
 if TYPE_CHECKING:  # the predictor calls into this module
     from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
@@ -53,6 +53,7 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     """The body of ``OpenVocabPredictor.predict_from_files`` (see there)."""
     output_folder = check_output_folder(output_folder, "-o", inputs)
     jobs = predictor.make_jobs(inputs, prompts, prompts_file)
+    check_inputs_outside(output_folder, [source for job in jobs for source in job.case.sources])
     if options.output_type == DICOM_SEG:
         check_dicom_seg_inputs([job.case for job in jobs])
     file_ending = predictor.model.dataset_json["file_ending"]

@@ -9,8 +9,9 @@ What ``-i`` may point to (``find_cases``):
 
 Every case is checked before anything is predicted (``check_case``), so a bad input stops the run before the
 first output is written: the file must be complete (ITK zero-fills truncated files without a word), 3D with
-one component, and the case must have the model's number of channels. Voxel values are checked when a case is
-read (``check_voxel_values``): NaN, Inf or one constant value cannot be segmented.
+one component, with finite values that are not all one constant (``check_voxel_values``, up front too, so a
+constant image late in a folder stops the run before other cases are written), and the case must have the
+model's number of channels.
 """
 from __future__ import annotations
 
@@ -117,6 +118,7 @@ def _check_image_file(path: Path) -> None:
     if reader.GetNumberOfComponents() != 1:
         raise InputImageError(f"{path} has {reader.GetNumberOfComponents()} components per voxel (e.g. RGB); expected "
                               f"a scalar image. Store each channel as its own file (case_0000, case_0001, ...).")
+    check_voxel_values(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))[None], str(path))
 
 
 def check_case(case: CaseInput, num_channels: int) -> None:

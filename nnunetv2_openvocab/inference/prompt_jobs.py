@@ -14,12 +14,13 @@ Prompts file (JSON), for batch runs with different prompts per image::
 """
 from __future__ import annotations
 
-import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.inference.input_images import CaseInput, find_cases
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.prompts.prompt_text import PromptTextError, clean_prompt, prompt_slug, slug_collisions
 from nnunetv2_openvocab.user_errors import UserError
 
@@ -80,18 +81,13 @@ def _job(entry: object, index: int, base: Path, file_ending: str, default_prompt
 def load_prompts_file(path: str | Path, file_ending: str, default_prompts: Sequence[str]) -> List[PredictionJob]:
     """Jobs of a prompts file; every error names the file, the entry and the fix."""
     path = Path(path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"Prompts file {path} does not exist.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PromptError(f"Prompts file {path} is not valid JSON ({error}). Expected: {PROMPTS_FILE_EXAMPLE}") \
-            from None
+    content = read_json_file(path, f"Expected: {PROMPTS_FILE_EXAMPLE}", what="Prompts file")
     if not isinstance(content, Mapping) or not isinstance(content.get("jobs"), list) or not content["jobs"]:
         raise PromptError(f'{path}: expected an object with a non-empty "jobs" list. Format: {PROMPTS_FILE_EXAMPLE}')
     jobs = [_job(entry, i, path.parent, file_ending, tuple(default_prompts), path)
             for i, entry in enumerate(content["jobs"])]
-    repeated = sorted({j.case.case_id for j in jobs if [k.case.case_id for k in jobs].count(j.case.case_id) > 1})
+    counts = Counter(job.case.case_id for job in jobs)
+    repeated = sorted(case for case, count in counts.items() if count > 1)
     if repeated:
         raise PromptError(f"{path}: several jobs write case {repeated}; give them distinct \"case\" names.")
     return jobs
