@@ -118,7 +118,8 @@ def _check_image_file(path: Path) -> None:
     if reader.GetNumberOfComponents() != 1:
         raise InputImageError(f"{path} has {reader.GetNumberOfComponents()} components per voxel (e.g. RGB); expected "
                               f"a scalar image. Store each channel as its own file (case_0000, case_0001, ...).")
-    check_voxel_values(sitk.GetArrayViewFromImage(sitk.ReadImage(str(path)))[None], str(path))
+    image = sitk.ReadImage(str(path))  # kept alive while its array view is read
+    check_voxel_values(sitk.GetArrayViewFromImage(image)[None], str(path))
 
 
 def check_case(case: CaseInput, num_channels: int) -> None:
