@@ -11,7 +11,7 @@ PACKAGE = "nnunetv2_openvocab"
 SIDECARS = ("dataset_conversion", "caption_curation")
 # what the two sidecar packages may use of the plugin: prompt meaning and the shared safety pieces
 SIDECAR_CORE = (f"{PACKAGE}.prompts", f"{PACKAGE}.atomic_files", f"{PACKAGE}.user_errors", f"{PACKAGE}.safe_loading",
-                f"{PACKAGE}.image_integrity")
+                f"{PACKAGE}.image_integrity", f"{PACKAGE}.json_input")
 COMMANDS = f"{PACKAGE}.commands"
 COMMAND_HELPERS = {f"{COMMANDS}.prediction_arguments"}  # flags shared by two commands; not an entry itself
 MAX_MODULE_LINES = 300

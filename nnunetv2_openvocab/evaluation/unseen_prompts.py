@@ -36,7 +36,7 @@ def load_unseen_prompt_set(name_or_path: Union[str, Path]) -> Tuple[dict, str]:
 
 def applicable_entries(prompt_set: Mapping, label_names: Sequence[str]) -> Tuple[dict, list]:
     """The set restricted to entries whose targets all exist in ``label_names``, and the entries left out."""
-    if not isinstance(prompt_set.get("prompts"), list):
+    if not isinstance(prompt_set, Mapping) or not isinstance(prompt_set.get("prompts"), list):
         raise ValueError('An unseen-prompt set needs a "prompts" list: {"prompts": [{"prompt": "renal organs", '
                          '"targets": ["kidney_left", "kidney_right"], "kind": "merged"}]}.')
     kept, left_out = [], []

@@ -2,9 +2,9 @@
 into the same output folder (which must have used the same model and sliding-window settings)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.output_folder import OutputFolderError
 
 SETTINGS_FILE = "prediction_settings.json"
@@ -17,13 +17,16 @@ def merged_settings(path: Path, settings: dict) -> dict:
     predictions of another model or other sliding-window settings."""
     if not path.is_file():
         return settings
+    damaged = f"delete {path} (the masks stay usable) or predict into a new -o."
+    previous = read_json_file(path, damaged.capitalize())
     try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
         differing = [key for key in SHARED_SETTINGS if previous[key] != settings[key]]
         previous_cases = dict(previous["cases"])
     except (ValueError, KeyError, TypeError) as error:
-        raise OutputFolderError(f"{path} is damaged ({error!r}); delete it (the masks stay usable) or predict into "
-                                f"a new -o.") from None
+        raise OutputFolderError(f"{path} is damaged ({error!r}); {damaged}") from None
+    if not all(isinstance(case, dict) and isinstance(case.get("prompts"), list)
+               and all(isinstance(prompt, str) for prompt in case["prompts"]) for case in previous_cases.values()):
+        raise OutputFolderError(f"{path} is damaged (a case without its list of prompts); {damaged}")
     if differing:
         raise OutputFolderError(f"{path.parent} holds predictions made with other settings ({', '.join(differing)} "
                                 f"differ, see {path}). Predict into a new -o, or empty that folder.")
