@@ -26,6 +26,7 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels
+from nnunetv2_openvocab.inference.dicom_series_check import check_series_slices
 from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -129,6 +130,7 @@ def check_case(case: CaseInput, num_channels: int) -> None:
         if len(ids) != 1:
             raise InputImageError(f"DICOM folder {case.sources[0]} holds {len(ids)} series {list(ids)}; put each "
                                   f"series in its own folder.")
+        check_series_slices(case.sources[0])
         found_channels = 1
     else:
         for path in case.sources:
