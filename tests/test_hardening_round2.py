@@ -1,17 +1,21 @@
-"""Issue 22 §6 and §7: bad input found by trying the commands as a new user would. Each case is one line naming
+"""Issue 22 §6, §7, §9 (LLM time bound), §11 (symlinked sub-folders): bad input found by trying the commands as a
+new user would. Each case is one line naming
 the file and exit 1 (or a refusal before any output), never a traceback and never a silent wrong result.
 Fuzzing of the JSON inputs is in test_json_input_fuzz.py; the cases here are the ones the issue lists."""
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from caption_curation.chat_client import ChatCompletionsClient, MalformedChatResponse
+from caption_curation.chat_client import ChatCompletionsClient, ChatRequestFailed, MalformedChatResponse, RetryPolicy
 from caption_curation.llm_answer import MalformedAnswer, parse_caption_answer
 from nnunetv2_openvocab.commands.check_dataset import main as check_dataset_main
 from nnunetv2_openvocab.commands.compare import main as compare_main
@@ -242,3 +246,38 @@ def test_os_errors_are_one_line(capsys):
             os.mkdir(unwritable("x"))  # PermissionError: an OSError outside USER_ERRORS
     assert str(exit_info.value.code).startswith("program: error: ") and "openvocab_unwritable" in str(
         exit_info.value.code)
+
+
+# ---- §9 bounded time per LLM request ----------------------------------------------------------------------------
+class _TricklingHandler(http.server.BaseHTTPRequestHandler):
+    """Answers with an endless body, one byte every 50 ms: every gap is far below any read timeout."""
+
+    def do_POST(self):  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.05)
+        except OSError:  # the client gave up
+            pass
+
+    def log_message(self, *args):
+        pass
+
+
+def test_llm_request_that_trickles_forever_stops_at_the_timeout():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TricklingHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = ChatCompletionsClient(f"http://127.0.0.1:{server.server_address[1]}", "model", timeout_s=1.0,
+                                   retry=RetryPolicy(max_retries=0))
+    started = time.monotonic()
+    try:
+        with pytest.raises(ChatRequestFailed, match="still arriving after 1.0 s"):
+            client.complete([{"role": "user", "content": "liver"}])
+    finally:
+        server.shutdown()
+    assert time.monotonic() - started < 30  # it ends; before the change it ran until killed
