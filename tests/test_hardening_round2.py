@@ -1,7 +1,7 @@
 """Issue 22 §6, §7, §9 (LLM time bound), §11 (symlinked sub-folders): bad input found by trying the commands as a
-new user would. Each case is one line naming
-the file and exit 1 (or a refusal before any output), never a traceback and never a silent wrong result.
-Fuzzing of the JSON inputs is in test_json_input_fuzz.py; the cases here are the ones the issue lists."""
+new user would. Each case is one line naming the file and exit 1 (or a refusal before any output), never a
+traceback and never a silent wrong result. Fuzzing of the JSON inputs is in test_json_input_fuzz.py; the cases
+here are the ones the issue lists."""
 from __future__ import annotations
 
 import http.server
