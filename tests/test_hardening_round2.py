@@ -1,6 +1,6 @@
-"""Issue 22 §6, §7, §9 (LLM time bound), §11 (symlinked sub-folders): bad input found by trying the commands as a
-new user would. Each case is one line naming the file and exit 1 (or a refusal before any output), never a
-traceback and never a silent wrong result. Fuzzing of the JSON inputs is in test_json_input_fuzz.py; the cases
+"""Issue 22 §6, §7, §9 (LLM time bound), §10 (other scripts, control characters), §11 (symlinked
+sub-folders): bad input found by trying the commands as a new user would. Each case is one line naming the
+file and exit 1 (or a refusal before any output), never a traceback and never a silent wrong result. Fuzzing of the JSON inputs is in test_json_input_fuzz.py; the cases
 here are the ones the issue lists."""
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ from nnunetv2_openvocab.evaluation.unseen_prompts import load_unseen_prompt_set
 from nnunetv2_openvocab.inference.embedding_export import read_prompts_file
 from nnunetv2_openvocab.inference.input_images import CaseInput, InputImageError, check_case
 from nnunetv2_openvocab.inference.model_loading import load_trained_model
-from nnunetv2_openvocab.inference.prompt_jobs import load_prompts_file
+from nnunetv2_openvocab.inference.outputs.prompt_report import PromptAssessment, PromptReport, write_prompt_report
+from nnunetv2_openvocab.inference.prompt_jobs import load_prompts_file, validate_prompts
 from nnunetv2_openvocab.output_folder import OutputFolderError, check_inputs_outside, check_output_folder
+from nnunetv2_openvocab.prompts.prompt_text import prompt_slug
 from nnunetv2_openvocab.prompts.validation import validate_dataset
 from nnunetv2_openvocab.text.embedding_bank import EmbeddingBankError, load_embedding_bank
 from nnunetv2_openvocab.user_errors import USER_ERRORS
@@ -281,3 +283,21 @@ def test_llm_request_that_trickles_forever_stops_at_the_timeout():
     finally:
         server.shutdown()
     assert time.monotonic() - started < 30  # it ends; before the change it ran until killed
+
+
+# ---- §10 text that is not English, and control characters ------------------------------------------------------
+def test_arabic_and_cjk_prompts_are_accepted_with_distinct_slugs():
+    prompts = validate_prompts(["كبد", "肝臓", "肝脏", "foie"])
+    slugs = [prompt_slug(prompt) for prompt in prompts]
+    assert len(set(slugs)) == 4 and slugs[3] == "foie"
+    assert slugs == [prompt_slug(prompt) for prompt in prompts]  # the same prompt always gets the same file
+
+
+def test_control_characters_are_escaped_in_the_prompt_report(tmp_path):
+    """ESC reached prompt_report.md raw: `cat` of the report recoloured or cleared the terminal."""
+    prompt = "liver\x1b[2J\x07"
+    report = PromptReport("minilm", 0.5, 0.7, 0.05, [PromptAssessment(prompt, "far", 0.1, [], ["far\x1b[31m"])])
+    json_path, markdown_path = write_prompt_report(report, tmp_path)
+    markdown = markdown_path.read_text(encoding="utf-8")
+    assert "\x1b" not in markdown and "\x07" not in markdown and "liver\\x1b[2J\\x07" in markdown
+    assert json.loads(json_path.read_text(encoding="utf-8"))["prompts"][0]["prompt"] == prompt  # JSON escapes itself
