@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 from tqdm import tqdm
 
-from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
+from nnunetv2_openvocab.atomic_files import is_complete_file
 from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.case_preprocessing import PreprocessedCase, read_and_preprocess
@@ -22,7 +22,7 @@ from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_SEG, CaseOu
                                                                check_case_outputs, expected_files)
 from nnunetv2_openvocab.inference.outputs.dicom_seg import DICOM_SEG_ENDING, DicomSegWriter, check_dicom_seg_inputs
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, write_prompt_report
-from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings
+from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings, record_settings
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, all_prompts
 from nnunetv2_openvocab.output_folder import check_inputs_outside, check_output_folder
@@ -66,7 +66,7 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     report = predictor.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
                                                    for p in case["prompts"])), far_threshold)
     run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
-    write_json_atomic(output_folder / SETTINGS_FILE, settings)
+    record_settings(output_folder, settings)
     todo = []
     for job in part.select(jobs):
         ending = job.case.output_ending(file_ending)
