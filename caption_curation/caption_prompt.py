@@ -15,6 +15,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from nnunetv2_openvocab.json_input import read_json_file
+
 DEFAULT_PROMPT_PATH = Path(__file__).resolve().parent / "data" / "caption_prompt_v1.json"
 _REQUIRED_FIELDS = ("version", "instruction", "answer_format", "examples")
 
@@ -34,13 +36,18 @@ class CaptionPrompt:
     @classmethod
     def load(cls, path: str | Path | None = None) -> "CaptionPrompt":
         path = Path(path) if path is not None else DEFAULT_PROMPT_PATH
+        fix = f"See {DEFAULT_PROMPT_PATH} for the format."
+        data = read_json_file(path, fix, what="prompt file")
         raw = path.read_bytes()
-        data = json.loads(raw)
-        missing = [name for name in _REQUIRED_FIELDS if name not in data]
+        missing = [name for name in _REQUIRED_FIELDS if not isinstance(data, dict) or name not in data]
         if missing:
-            raise ValueError(f"prompt file {path}: missing field(s) {missing}; see {DEFAULT_PROMPT_PATH} for the format")
+            raise ValueError(f"prompt file {path}: missing field(s) {missing}. {fix}")
+        if not isinstance(data["examples"], list) or not all(
+                isinstance(data[name], str) for name in ("instruction", "answer_format")):
+            raise ValueError(f"prompt file {path}: 'instruction' and 'answer_format' must be text and 'examples' a "
+                             f"list. {fix}")
         for index, example in enumerate(data["examples"]):
-            if not isinstance(example.get("report"), str) or not isinstance(example.get("answer"), dict):
+            if not isinstance(example, dict) or not isinstance(example.get("report"), str) or not isinstance(example.get("answer"), dict):
                 raise ValueError(f"prompt file {path}: examples[{index}] needs a 'report' string and an 'answer' object")
         return cls(
             version=str(data["version"]),

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 _RETRYABLE_STATUS = {408, 409, 429}
 _MISCONFIGURED_STATUS = {401, 403, 404}
 _BODY_EXCERPT_CHARS = 300
+_READ_CHUNK_BYTES = 1 << 16
 
 
 class ChatRequestFailed(RuntimeError):
@@ -123,8 +124,9 @@ class ChatCompletionsClient:
             headers["Authorization"] = f"Bearer {self._api_key}"
         request = urllib.request.Request(self.url, data=payload, headers=headers, method="POST")
         try:
+            deadline = time.monotonic() + self.timeout_s
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return response.read()
+                return self._read_before(response, deadline)
         except urllib.error.HTTPError as error:
             excerpt = self.redact(error.read(_BODY_EXCERPT_CHARS).decode("utf-8", "replace"))
             reason = f"HTTP {error.code} from {self.url}: {excerpt}"
@@ -142,11 +144,23 @@ class ChatCompletionsClient:
         except (ConnectionError, http.client.HTTPException) as error:
             raise _TransientError(f"connection to {self.url} broke: {type(error).__name__}") from None
 
+    def _read_before(self, response, deadline: float) -> bytes:
+        """The whole body, or a timeout once ``deadline`` passes: a server that trickles an endless answer keeps
+        every gap under the socket timeout, so the total time is bounded here, chunk by chunk."""
+        chunks = []
+        while True:
+            chunk = response.read1(_READ_CHUNK_BYTES)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the answer was still arriving after {self.timeout_s} s")
+
     def _content_of(self, body: bytes) -> str:
         text = self.redact(body.decode("utf-8", "replace"))
         try:
             content = json.loads(text)["choices"][0]["message"]["content"]
-        except (ValueError, KeyError, IndexError, TypeError):
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # RecursionError: absurd nesting
             raise MalformedChatResponse("response body is not a chat-completions JSON object", raw=text) from None
         if not isinstance(content, str):
             raise MalformedChatResponse("choices[0].message.content is not a string", raw=text)

@@ -24,8 +24,10 @@ def _first_json_value(text: str):
         if char in "{[":
             try:
                 return decoder.raw_decode(text, start)[0]
-            except json.JSONDecodeError:
+            except ValueError:  # not JSON here, or a number longer than Python converts: try the next bracket
                 continue
+            except RecursionError:  # every later start lies inside the same nesting: stop here
+                raise MalformedAnswer("the answer's JSON is nested too deeply to read") from None
     raise MalformedAnswer("no JSON object or list found in the answer")
 
 

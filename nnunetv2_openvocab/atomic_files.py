@@ -40,6 +40,7 @@ TEMPORARY_NAME_OVERHEAD = len(".") + len(".") + _RANDOM_LENGTH + len(".tmp")
 COMPOUND_EXTENSIONS = (".nii.gz",)
 # errors of the storage, not of the program: reported in one line naming the file
 _STORAGE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS, errno.EIO}
+_CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class OutputWriteError(UserError):
@@ -139,9 +140,16 @@ def atomic_write(destination: PathLike, binary: bool = False) -> Iterator[IO]:
             os.fsync(handle.fileno())
 
 
+def escape_control_characters(text: str) -> str:
+    """Control characters other than tab and line ends (e.g. ESC from a prompt, which would recolour or clear a
+    terminal showing the file) written as visible ``\\x1b``-style escapes."""
+    return _CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
+
+
 def write_text_atomic(destination: PathLike, text: str) -> None:
+    """Every text output goes through here, so none carries raw control characters (JSON escapes its own)."""
     with atomic_write(destination) as handle:
-        handle.write(text)
+        handle.write(escape_control_characters(text))
 
 
 def write_json_atomic(destination: PathLike, obj) -> None:

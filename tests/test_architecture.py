@@ -11,7 +11,7 @@ PACKAGE = "nnunetv2_openvocab"
 SIDECARS = ("dataset_conversion", "caption_curation")
 # what the two sidecar packages may use of the plugin: prompt meaning and the shared safety pieces
 SIDECAR_CORE = (f"{PACKAGE}.prompts", f"{PACKAGE}.atomic_files", f"{PACKAGE}.user_errors", f"{PACKAGE}.safe_loading",
-                f"{PACKAGE}.image_integrity")
+                f"{PACKAGE}.image_integrity", f"{PACKAGE}.json_input")
 COMMANDS = f"{PACKAGE}.commands"
 COMMAND_HELPERS = {f"{COMMANDS}.prediction_arguments"}  # flags shared by two commands; not an entry itself
 MAX_MODULE_LINES = 300
@@ -101,8 +101,9 @@ def test_one_parser_of_text_prompts_and_no_ad_hoc_prompt_identity():
 
 
 FLOORS = {  # ARCHITECTURE.md's table: a module may import its own floor or lower ones
-    **dict.fromkeys(["user_errors", "atomic_files", "safe_loading", "image_integrity", "output_folder", "constants",
-                     "raw_datasets", "trainer_discovery", "aligned_checkpoint", "paper_presets", "example_dataset"], 0),
+    **dict.fromkeys(["user_errors", "atomic_files", "safe_loading", "json_input", "image_integrity", "output_folder",
+                     "constants", "raw_datasets", "trainer_discovery", "aligned_checkpoint", "paper_presets",
+                     "example_dataset"], 0),
     "prompts": 1, "text": 2, "model_spec": 3, "network": 3, "planning": 4, "training": 5, "nnunet_trainer_shims": 5,
     "inference": 6, "evaluation": 7, "pretraining": 7, "demo": 8, "server": 8, "commands": 9,
 }

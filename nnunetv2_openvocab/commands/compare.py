@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Optional, Sequence
 
 from nnunetv2_openvocab.evaluation.compare import compare_evaluations
 from nnunetv2_openvocab.evaluation.compare_writers import markdown_report, write_comparison
+from nnunetv2_openvocab.output_folder import check_output_folder
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 example:
@@ -42,11 +43,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if not 0 < args.alpha < 1:
         parser.error(f"--alpha must lie between 0 and 1, got {args.alpha}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with exit_on_user_error(parser.prog):
         comparison = compare_evaluations(args.evaluation_a, args.evaluation_b)
-    except (ValueError, FileNotFoundError) as error:  # input problems: the message says what to fix
-        raise SystemExit(f"nnUNetv2_openvocab_compare: error: {error}") from None
-    paths = write_comparison(comparison, Path(args.o), args.alpha)
+        paths = write_comparison(comparison, check_output_folder(args.o), args.alpha)
     print(markdown_report(comparison, args.alpha))
     for kind, path in paths.items():
         print(f"{kind:>9}: {path}")

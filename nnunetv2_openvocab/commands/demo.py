@@ -9,6 +9,8 @@ from typing import List, Optional
 import torch
 
 from nnunetv2_openvocab.demo import DemoError, run_demo
+from nnunetv2_openvocab.output_folder import check_output_folder
+from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
 example:
@@ -32,7 +34,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="reuse a model trained on the example dataset instead of training one")
     args = parser.parse_args(argv)
     try:
-        run_demo(Path(args.output), args.minutes, torch.device("cpu"),
-                 Path(args.model_folder) if args.model_folder else None)
+        with exit_on_user_error(parser.prog):
+            run_demo(check_output_folder(args.output, "--output"), args.minutes, torch.device("cpu"),
+                     Path(args.model_folder) if args.model_folder else None)
     except DemoError as error:
         sys.exit(f"nnUNetv2_openvocab_demo: error: {error}")

@@ -13,7 +13,6 @@ with a message that says what differs.
 """
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,10 @@ from scipy import stats
 from nnunetv2_openvocab.evaluation.report_writers import OUTPUT_FILES
 from nnunetv2_openvocab.evaluation.summary import EVALUATED, METRICS
 from nnunetv2_openvocab.evaluation.table2_categories import per_case_category_means
+from nnunetv2_openvocab.json_input import read_json_file
 
 ALL_PROMPTS = "all prompts"
+RERUN = "Rerun nnUNetv2_openvocab_evaluate into that folder."
 LEVELS = ("prompt", "category", "all")
 
 
@@ -64,18 +65,43 @@ def load_evaluation(folder: Union[str, Path]) -> Evaluation:
     if not summary_file.is_file():
         raise FileNotFoundError(f"{summary_file} is missing; {folder} is not an nnUNetv2_openvocab_evaluate output "
                                 "folder (rerun the evaluation into it)")
-    try:
-        summary = json.loads(summary_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{summary_file} is not valid JSON ({error}); rerun nnUNetv2_openvocab_evaluate") from None
+    summary = read_json_file(summary_file, RERUN)
     missing = [key for key in ("settings", "prompts", "per_case") if not isinstance(summary, dict) or key not in summary]
     if missing:
         raise ValueError(f"{summary_file} lacks {missing}; it was not written by nnUNetv2_openvocab_evaluate "
                          "(rerun the evaluation)")
+    _check_summary(summary, summary_file)
     for row in summary["per_case"]:
         for metric in METRICS:
             row[metric] = _as_float(row.get(metric))
     return Evaluation(folder, summary)
+
+
+def _records(value, keys: Sequence[str]) -> bool:
+    """A list of objects whose ``keys`` all hold strings."""
+    return isinstance(value, list) and all(isinstance(row, dict) and all(isinstance(row.get(k), str) for k in keys)
+                                           for row in value)
+
+
+def _check_summary(summary: Mapping, summary_file: Path) -> None:
+    """Refuse a summary whose fields have the wrong types, naming the first such field."""
+    table2 = summary.get("table2")
+    categories = table2.get("categories") if isinstance(table2, dict) else None
+    problems = {
+        "settings": not isinstance(summary["settings"], dict),
+        "prompts": not _records(summary["prompts"], ("prompt",)),
+        "per_case": not _records(summary["per_case"], ("case", "prompt", "status")) or not all(
+            row.get(metric) is None or (isinstance(row[metric], (int, float)) and not isinstance(row[metric], bool))
+            for row in summary["per_case"] for metric in METRICS),
+        "table2": bool(table2) and not (isinstance(categories, dict) and all(
+            isinstance(entry, dict) and isinstance(entry.get("prompts"), list)
+            and all(isinstance(prompt, str) for prompt in entry["prompts"]) for entry in categories.values())),
+    }
+    wrong = [field for field, bad in problems.items() if bad]
+    if wrong:
+        raise ValueError(f"{summary_file}: field {wrong[0]!r} does not have the layout nnUNetv2_openvocab_evaluate "
+                         f"writes (per_case: a list of objects with 'case', 'prompt', 'status' and numeric metrics). "
+                         f"{RERUN}")
 
 
 def _difference(name: str, only_a: set, only_b: set, fix: str) -> str:

@@ -12,7 +12,6 @@ benchmark); it returns the summary dict that it also writes as ``summary.json``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 from dataclasses import asdict, dataclass, fields
@@ -37,6 +36,7 @@ from nnunetv2_openvocab.evaluation.summary import (
     EVALUATED, MISSING_PREDICTION, NOT_ANNOTATED, summarise, with_detection_calls,
 )
 from nnunetv2_openvocab.evaluation.table2_categories import category_summary, detect_category_map, prompt_categories
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.output_folder import check_output_folder
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, label_values_by_name
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
@@ -85,13 +85,7 @@ def _load_dataset_json(dataset_json: Union[str, Path, Mapping]) -> Tuple[dict, s
     if isinstance(dataset_json, Mapping):
         return dict(dataset_json), "dataset.json"
     path = Path(dataset_json)
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), str(path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"dataset.json {path} does not exist. Pass the raw dataset's dataset.json (-dj).") \
-            from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}). Fix its syntax.") from None
+    return read_json_file(path, "Pass the raw dataset's dataset.json (-dj).", what="dataset.json"), str(path)
 
 
 def _reference_cases(reference_folder: Path, file_ending: str) -> Dict[str, Path]:

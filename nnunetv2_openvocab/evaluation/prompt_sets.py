@@ -14,11 +14,11 @@ Without a file, every label's canonical prompt (``text_prompts[name][0]``) targe
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence, Tuple, Union
 
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts, label_values_by_name
 from nnunetv2_openvocab.prompts.prompt_text import clean_prompt, slug_collisions
 
@@ -97,13 +97,8 @@ def load_prompt_set(source: Union[str, Path, Mapping], label_names: Sequence[str
     if isinstance(source, Mapping):
         return parse_prompt_set(source, label_names)
     path = Path(source)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Prompt-set file {path} does not exist. Check the --prompts-file path.") from None
-    except json.JSONDecodeError as error:
-        raise ValueError(f"Prompt-set file {path} is not valid JSON ({error}). "
-                         "Fix the syntax; the expected format is in the --help epilog.") from None
+    content = read_json_file(path, "Check the --prompts-file path; the expected format is in the --help epilog.",
+                             what="Prompt-set file")
     return parse_prompt_set(content, label_names, str(path))
 
 

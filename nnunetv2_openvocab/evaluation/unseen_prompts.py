@@ -2,7 +2,6 @@
 images and evaluate each prompt against the union of its target labels (OpenVocabCT Tables VI/VII)."""
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
@@ -17,6 +16,7 @@ from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
 from nnunetv2_openvocab.inference.run_prediction import run_prediction
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.prompts.grounding import MATCH_THRESHOLD
 from nnunetv2_openvocab.prompts.unseen_sets import UNSEEN_DIR, load_unseen_set
 
@@ -31,15 +31,12 @@ def load_unseen_prompt_set(name_or_path: Union[str, Path]) -> Tuple[dict, str]:
             return load_unseen_set(str(name_or_path)), str(UNSEEN_DIR / f"{name_or_path}.json")
         except FileNotFoundError as error:
             raise FileNotFoundError(f"--set {name_or_path!r} is neither a file nor a shipped set ({error})") from None
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), str(path)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"Unseen-prompt set {path} is not valid JSON ({error}). Format: see --help.") from None
+    return read_json_file(path, "Format: see --help.", what="Unseen-prompt set"), str(path)
 
 
 def applicable_entries(prompt_set: Mapping, label_names: Sequence[str]) -> Tuple[dict, list]:
     """The set restricted to entries whose targets all exist in ``label_names``, and the entries left out."""
-    if not isinstance(prompt_set.get("prompts"), list):
+    if not isinstance(prompt_set, Mapping) or not isinstance(prompt_set.get("prompts"), list):
         raise ValueError('An unseen-prompt set needs a "prompts" list: {"prompts": [{"prompt": "renal organs", '
                          '"targets": ["kidney_left", "kidney_right"], "kind": "merged"}]}.')
     kept, left_out = [], []
@@ -66,7 +63,7 @@ def evaluate_unseen_prompts(model_folder: Union[str, Path], images: Union[str, P
     summary with ``left_out`` (entries whose targets the dataset lacks) and the ``prompt_report`` files added."""
     output_folder = Path(output_folder)
     dataset_json = Path(dataset_json or Path(model_folder) / "dataset.json")
-    dataset = json.loads(dataset_json.read_text(encoding="utf-8"))
+    dataset = read_json_file(dataset_json, "Pass the model's dataset.json (-dj).", what="dataset.json")
     content, source = load_unseen_prompt_set(prompt_set)
     applied, left_out = applicable_entries(content, structure_label_names(dataset))
     if left_out:

@@ -3,12 +3,12 @@ everything a prediction of them may embed besides (the model's training prompts 
 taxonomy's prompts for grounding's nearest-entry match), so ``--embeddings`` runs without a text encoder."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import List, Sequence, Union
 
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, load_trained_model
 from nnunetv2_openvocab.inference.prompt_jobs import PromptError
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.prompts.grounding import taxonomy_entries
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from nnunetv2_openvocab.text.embedding_bank import save_embedding_bank
@@ -17,17 +17,22 @@ from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 
 def read_prompts_file(path: Union[str, Path]) -> List[str]:
     path = Path(path)
-    if not path.is_file():
-        raise PromptError(f"Prompts file {path} does not exist.")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix != ".json":
-        return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    try:
-        jobs = json.loads(text)["jobs"]
-        return [prompt for job in jobs for prompt in job.get("prompts", [])]
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
+    if path.suffix == ".json":
+        content = read_json_file(path, what="--prompts-file")
+        jobs = content.get("jobs") if isinstance(content, dict) else None
+        if isinstance(jobs, list) and all(isinstance(job, dict) and isinstance(job.get("prompts", []), list)
+                                          for job in jobs):
+            return [prompt for job in jobs for prompt in job.get("prompts", [])]
         raise PromptError(f'{path}: expected the jobs file of nnUNetv2_openvocab_predict ({{"jobs": [{{"image": '
-                          f'..., "prompts": [...]}}]}}), or a text file with one prompt per line.') from None
+                          f'..., "prompts": [...]}}]}}), or a text file with one prompt per line.')
+    if not path.is_file():
+        raise PromptError(f"--prompts-file {path} does not exist or is not a file; pass a text file, one prompt "
+                          f"per line.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PromptError(f"Cannot read --prompts-file {path} as UTF-8 text ({error}).") from None
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
 
 
 def export_bank(model_folder: Union[str, Path], prompts: Sequence[str], output: Union[str, Path],

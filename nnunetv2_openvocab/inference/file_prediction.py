@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 from tqdm import tqdm
 
-from nnunetv2_openvocab.atomic_files import is_complete_file, write_json_atomic
+from nnunetv2_openvocab.atomic_files import is_complete_file
 from nnunetv2_openvocab.inference.background_workers import ExportQueue, Workers, prefetched
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.case_preprocessing import PreprocessedCase, read_and_preprocess
@@ -21,11 +21,12 @@ from nnunetv2_openvocab.inference.input_images import reader_writer_for, require
 from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_WRITERS, CaseOutputWriter, OutputOptions,
                                                                check_case_outputs, dicom_writer, expected_files)
 from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, write_prompt_report
-from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings
+from nnunetv2_openvocab.inference.outputs.dicom_sources import check_dicom_sources
+from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings, record_settings
 from nnunetv2_openvocab.inference.patient_side import SideCheck
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, all_prompts
-from nnunetv2_openvocab.output_folder import check_output_folder
+from nnunetv2_openvocab.output_folder import check_inputs_outside, check_output_folder
 
 if TYPE_CHECKING:  # the predictor calls into this module
     from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
@@ -53,8 +54,10 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     """The body of ``OpenVocabPredictor.predict_from_files`` (see there)."""
     output_folder = check_output_folder(output_folder, "-o", inputs)
     jobs = predictor.make_jobs(inputs, prompts, prompts_file)
+    check_inputs_outside(output_folder, [source for job in jobs for source in job.case.sources])
     if options.output_type in DICOM_WRITERS:
         require_dicom_series([job.case for job in jobs], options.output_type)
+        check_dicom_sources([job.case for job in jobs])
     file_ending = predictor.model.dataset_json["file_ending"]
     for job in jobs:
         check_case_outputs(job.case.case_id, job.prompts, job.case.output_ending(file_ending), options,
@@ -65,7 +68,7 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     report = predictor.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
                                                         for p in case["prompts"])), far_threshold)
     run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
-    write_json_atomic(output_folder / SETTINGS_FILE, settings)
+    record_settings(output_folder, settings)
     todo = []
     for job in part.select(jobs):
         ending = job.case.output_ending(file_ending)

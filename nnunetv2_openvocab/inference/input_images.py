@@ -9,8 +9,9 @@ What ``-i`` may point to (``find_cases``):
 
 Every case is checked before anything is predicted (``check_case``), so a bad input stops the run before the
 first output is written: the file must be complete (ITK zero-fills truncated files without a word), 3D with
-one component, and the case must have the model's number of channels. Voxel values are checked when a case is
-read (``check_voxel_values``): NaN, Inf or one constant value cannot be segmented.
+one component, with finite values that are not all one constant (``check_voxel_values``, up front too, so a
+constant image late in a folder stops the run before other cases are written), and the case must have the
+model's number of channels.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from nnunetv2.imageio.base_reader_writer import BaseReaderWriter
 from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels
+from nnunetv2_openvocab.inference.dicom_series_check import check_series_slices
 from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -117,6 +119,8 @@ def _check_image_file(path: Path) -> None:
     if reader.GetNumberOfComponents() != 1:
         raise InputImageError(f"{path} has {reader.GetNumberOfComponents()} components per voxel (e.g. RGB); expected "
                               f"a scalar image. Store each channel as its own file (case_0000, case_0001, ...).")
+    image = sitk.ReadImage(str(path))  # kept alive while its array view is read
+    check_voxel_values(sitk.GetArrayViewFromImage(image)[None], str(path))
 
 
 def check_case(case: CaseInput, num_channels: int) -> None:
@@ -126,6 +130,7 @@ def check_case(case: CaseInput, num_channels: int) -> None:
         if len(ids) != 1:
             raise InputImageError(f"DICOM folder {case.sources[0]} holds {len(ids)} series {list(ids)}; put each "
                                   f"series in its own folder.")
+        check_series_slices(case.sources[0])
         found_channels = 1
     else:
         for path in case.sources:

@@ -7,7 +7,6 @@ class is never needed, so a model loads whatever its trainer was called.
 """
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.model_spec import OpenVocabSpec, OpenVocabSpecError
 from nnunetv2_openvocab.network.openvocab_stunet import SPEC_STATE_KEY, OpenVocabSTUNet, build_openvocab_stunet
 from nnunetv2_openvocab.safe_loading import torch_load_weights_only
@@ -60,7 +60,11 @@ def _read_json(path: Path) -> dict:
     if not path.is_file():
         raise ModelFolderError(f"{path} is missing: {path.parent} is not an nnU-Net model folder. Pass the folder "
                                f"that nnUNetv2_train wrote (it holds plans.json, dataset.json and fold_X/).")
-    return json.loads(path.read_text(encoding="utf-8"))
+    content = read_json_file(path, "Retrain, or restore the file that nnUNetv2_train wrote.")
+    if not isinstance(content, dict):
+        raise ModelFolderError(f"{path} must hold a JSON object, found {type(content).__name__}. Restore the file "
+                               f"that nnUNetv2_train wrote.")
+    return content
 
 
 def available_folds(model_folder: Path, checkpoint_name: str) -> Tuple[Fold, ...]:

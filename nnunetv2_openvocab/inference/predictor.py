@@ -91,7 +91,7 @@ class OpenVocabPredictor:
         then never loaded. Refuses a bank made with another encoder."""
         bank = load_embedding_bank(path)
         spec = self.model.spec
-        bank.check_encoder(spec.text_encoder_fingerprint, spec.text_encoder)
+        bank.check_encoder(spec.text_encoder_fingerprint, spec.text_encoder, spec.embedding_dim)
         self._bank = bank
         return self
 

@@ -14,12 +14,13 @@ Prompts file (JSON), for batch runs with different prompts per image::
 """
 from __future__ import annotations
 
-import json
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from nnunetv2_openvocab.inference.input_images import CaseInput, find_cases
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.prompts.prompt_text import PromptTextError, clean_prompt, prompt_slug, slug_collisions
 from nnunetv2_openvocab.user_errors import UserError
 
@@ -55,16 +56,20 @@ def validate_prompts(prompts: Sequence[str], where: str = "--prompts") -> Tuple[
 
 
 def _job(entry: object, index: int, base: Path, file_ending: str, default_prompts: Tuple[str, ...],
-         source: Path) -> PredictionJob:
+         source: Path, known: Dict[tuple, object]) -> PredictionJob:
+    """One job; ``known`` remembers images and prompt lists already checked (a file of 200,000 jobs mostly repeats
+    a few), so each is found and validated once."""
     where = f"{source} [jobs[{index}]]"
     if not isinstance(entry, Mapping) or not isinstance(entry.get("image"), str):
         raise PromptError(f'{where}: expected an object with an "image" path, got {entry!r}. '
                           f"Format: {PROMPTS_FILE_EXAMPLE}")
     image = Path(entry["image"])
     image = image if image.is_absolute() else base / image
-    if not image.exists():
-        raise PromptError(f"{where}.image: {image} does not exist. Paths are relative to {base}.")
-    cases = find_cases(image, file_ending)
+    if ("image", entry["image"]) not in known:
+        if not image.exists():
+            raise PromptError(f"{where}.image: {image} does not exist. Paths are relative to {base}.")
+        known["image", entry["image"]] = find_cases(image, file_ending)
+    cases = known["image", entry["image"]]
     if len(cases) != 1:
         raise PromptError(f"{where}.image: {image} holds {len(cases)} cases; point each job to one image file or "
                           f"one DICOM series folder.")
@@ -73,25 +78,29 @@ def _job(entry: object, index: int, base: Path, file_ending: str, default_prompt
         if not isinstance(entry["case"], str) or not entry["case"].strip():
             raise PromptError(f"{where}.case: expected a non-empty name, got {entry['case']!r}.")
         case = CaseInput(entry["case"].strip(), case.sources, case.is_dicom)
-    prompts = validate_prompts(entry["prompts"], f"{where}.prompts") if "prompts" in entry else default_prompts
-    return PredictionJob(case, prompts)
+    if "prompts" not in entry:
+        return PredictionJob(case, default_prompts)
+    listed = entry["prompts"]
+    key = ("prompts", *listed) if isinstance(listed, list) and all(isinstance(p, str) for p in listed) else None
+    if key not in known:
+        prompts = validate_prompts(listed, f"{where}.prompts")
+        if key is None:
+            return PredictionJob(case, prompts)
+        known[key] = prompts
+    return PredictionJob(case, known[key])
 
 
 def load_prompts_file(path: str | Path, file_ending: str, default_prompts: Sequence[str]) -> List[PredictionJob]:
     """Jobs of a prompts file; every error names the file, the entry and the fix."""
     path = Path(path)
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptError(f"Prompts file {path} does not exist.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise PromptError(f"Prompts file {path} is not valid JSON ({error}). Expected: {PROMPTS_FILE_EXAMPLE}") \
-            from None
+    content = read_json_file(path, f"Expected: {PROMPTS_FILE_EXAMPLE}", what="Prompts file")
     if not isinstance(content, Mapping) or not isinstance(content.get("jobs"), list) or not content["jobs"]:
         raise PromptError(f'{path}: expected an object with a non-empty "jobs" list. Format: {PROMPTS_FILE_EXAMPLE}')
-    jobs = [_job(entry, i, path.parent, file_ending, tuple(default_prompts), path)
+    known: Dict[tuple, object] = {}
+    jobs = [_job(entry, i, path.parent, file_ending, tuple(default_prompts), path, known)
             for i, entry in enumerate(content["jobs"])]
-    repeated = sorted({j.case.case_id for j in jobs if [k.case.case_id for k in jobs].count(j.case.case_id) > 1})
+    counts = Counter(job.case.case_id for job in jobs)
+    repeated = sorted(case for case, count in counts.items() if count > 1)
     if repeated:
         raise PromptError(f"{path}: several jobs write case {repeated}; give them distinct \"case\" names.")
     return jobs

@@ -6,11 +6,11 @@ Only settings that change the result live here (hyperparameters, preprocessing).
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Type, TypeVar
 
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.text.encoder import DEFAULT_TEXT_ENCODER
 
 ConfigT = TypeVar("ConfigT")
@@ -123,10 +123,9 @@ def config_from_dict(cls: Type[ConfigT], values: dict[str, Any], source: str = "
 
 
 def load_config(cls: Type[ConfigT], path: str | Path) -> ConfigT:
-    try:
-        values = json.loads(Path(path).read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); fix the file or pass the settings as flags.") from error
+    values = read_json_file(path, "Fix the file or pass the settings as flags.")
+    if not isinstance(values, dict):
+        raise ValueError(f"{path}: expected a JSON object of {cls.__name__} fields, found {type(values).__name__}.")
     return config_from_dict(cls, values, source=str(path))
 
 

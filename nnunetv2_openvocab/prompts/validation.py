@@ -10,7 +10,6 @@ too.
 """
 from __future__ import annotations
 
-import json
 import reprlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,11 @@ from typing import Dict, List, Optional
 
 from nnunetv2_openvocab.prompts.dataset_prompts import ANNOTATED_LABELS_KEY, BACKGROUND, TEXT_PROMPTS_KEY
 from nnunetv2_openvocab.prompts.prompt_text import PromptTextError, prompt_identity, prompt_slug
+from nnunetv2_openvocab.json_input import JsonInputError, read_json_file
 from nnunetv2_openvocab.user_errors import UserError
 
 REQUIRED_KEYS = ("channel_names", "labels", "numTraining", "file_ending")
+MAX_LABEL_VALUE = 32767  # nnU-Net stores segmentations as int16 at most
 _SHORT = reprlib.Repr()
 _SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
 
@@ -59,9 +60,10 @@ class _Collector:
 
 def _label_values(name: str, value, report: _Collector) -> Optional[List[int]]:
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-        report.add(f"labels.{name}", f"value {_show(value)} is not a non-negative integer (or list of them).",
-                   "Give each label an integer voxel value, e.g. \"liver\": 1.")
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_LABEL_VALUE
+                             for v in values):
+        report.add(f"labels.{name}", f"value {_show(value)} is not a non-negative integer up to {MAX_LABEL_VALUE} "
+                                     f"(or a list of them).", "Give each label an integer voxel value, e.g. \"liver\": 1.")
         return None
     return values
 
@@ -119,9 +121,12 @@ def _check_structure(folder: Path, dataset: dict, report: _Collector) -> List[st
         report.add("imagesTr/labelsTr", f"folders missing in {folder}.", "Put training images in imagesTr and label maps in labelsTr.")
         return []
     cases = sorted(p.name[: -len(ending)] for p in labels_dir.iterdir() if p.name.endswith(ending))
+    if not cases:
+        report.add("labelsTr", f"holds no label file ending in {ending!r}: the dataset has 0 training cases.",
+                   f"Put each case's label map in labelsTr/<case>{ending} and its image(s) in imagesTr.")
     num_training = dataset.get("numTraining")
     if isinstance(num_training, int) and not isinstance(num_training, bool) and num_training != len(cases):
-        report.add("numTraining", f"says {num_training} but labelsTr has {len(cases)} label files.",
+        report.add("numTraining", f"says {_show(num_training)} but labelsTr has {len(cases)} label files.",
                    f"Set \"numTraining\": {len(cases)}.")
     for case in cases:
         missing = [c for c in sorted(channels, key=str) if not (images_dir / f"{case}_{int(c):04d}{ending}").is_file()]
@@ -221,11 +226,9 @@ def validate_dataset(folder: str | Path) -> List[DatasetProblem]:
         return [DatasetProblem(str(file), "<file>", "dataset.json not found.", "Create it as nnU-Net documents.")]
     duplicates: List[str] = []
     try:
-        dataset = json.loads(file.read_text(encoding="utf-8"), object_pairs_hook=_DuplicateKeyRecorder(duplicates))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        return [DatasetProblem(str(file), "<file>", f"not valid JSON ({error}).", "Fix the JSON syntax.")]
-    except RecursionError:
-        return [DatasetProblem(str(file), "<file>", "brackets are nested too deeply to read.",
+        dataset = read_json_file(file, object_pairs_hook=_DuplicateKeyRecorder(duplicates))
+    except JsonInputError as error:
+        return [DatasetProblem(str(file), "<file>", f"{error}",
                                "Write dataset.json as nnU-Net documents it (a few levels of objects and lists).")]
     if duplicates:
         return [DatasetProblem(str(file), key, "the key appears more than once in one object (JSON keeps only the "

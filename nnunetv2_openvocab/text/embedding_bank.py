@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Dict, Sequence, Union
+from typing import Dict, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -35,7 +35,14 @@ class EmbeddingBank:
     def __init__(self, vectors: Dict[str, np.ndarray], text_encoder: str, fingerprint: str, path: Path):
         self.vectors, self.text_encoder, self.fingerprint, self.path = vectors, text_encoder, fingerprint, path
 
-    def check_encoder(self, fingerprint: str, model_text_encoder: str) -> None:
+    def check_encoder(self, fingerprint: str, model_text_encoder: str, embedding_dim: Optional[int] = None) -> None:
+        """Refuse a bank of another encoder, or one whose vectors are not ``embedding_dim`` wide."""
+        width = next((len(vector) for vector in self.vectors.values()), None)
+        if embedding_dim is not None and width not in (None, embedding_dim):
+            raise EmbeddingBankError(
+                f"--embeddings {self.path}: its vectors have {width} values, the model's text encoder gives "
+                f"{embedding_dim}. Export a bank for this model with nnUNetv2_openvocab_embed -m MODEL_FOLDER "
+                f"--prompts ... -o bank.npz.")
         if fingerprint != self.fingerprint:
             raise EmbeddingBankError(
                 f"{self.path} was made with text encoder {self.text_encoder!r} (fingerprint {self.fingerprint[:12]}), "
@@ -78,7 +85,17 @@ def _read(path: Path) -> Dict[str, np.ndarray]:
         if int(data["format"]) != FORMAT_VERSION:
             raise EmbeddingBankError(f"{path} has bank format {int(data['format'])}; this version reads "
                                      f"{FORMAT_VERSION}. Re-export it with nnUNetv2_openvocab_embed.")
-        return {"prompts": data["prompts"], "embeddings": data["embeddings"],
+        prompts, embeddings = data["prompts"], data["embeddings"]
+        if prompts.ndim != 1 or embeddings.ndim != 2 or len(prompts) != len(embeddings) or \
+                not np.issubdtype(embeddings.dtype, np.floating):
+            raise EmbeddingBankError(f"{path}: expected prompts (N,) and float embeddings (N, E), found "
+                                     f"{prompts.shape} and {embeddings.dtype} {embeddings.shape}. Re-export it with "
+                                     f"nnUNetv2_openvocab_embed.")
+        if not np.isfinite(embeddings).all():
+            bad = [str(p) for p, row in zip(prompts, embeddings) if not np.isfinite(row).all()]
+            raise EmbeddingBankError(f"{path}: the embeddings of {len(bad)} prompt(s) (e.g. {bad[:3]}) hold NaN or "
+                                     f"infinite values. Re-export the bank with nnUNetv2_openvocab_embed.")
+        return {"prompts": prompts, "embeddings": embeddings,
                 "text_encoder": str(data["text_encoder"]), "fingerprint": str(data["fingerprint"])}
 
 
@@ -89,7 +106,7 @@ def load_embedding_bank(path: Union[str, Path]) -> EmbeddingBank:
                                  f"nnUNetv2_openvocab_embed -m MODEL_FOLDER --prompts ... -o {path.name}.")
     try:
         content = _read(path)
-    except (OSError, ValueError, zipfile.BadZipFile) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:  # EOFError: an empty file
         if isinstance(error, EmbeddingBankError):
             raise
         raise EmbeddingBankError(f"--embeddings {path} is not a readable .npz bank ({error}). Re-export it with "

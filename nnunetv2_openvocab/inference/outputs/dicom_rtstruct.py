@@ -45,7 +45,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.inference.outputs.dicom_seg import LABEL_LENGTH, PACKAGE, software_version
-from nnunetv2_openvocab.inference.input_images import dicom_series_files
+from nnunetv2_openvocab.inference.outputs.dicom_sources import read_source_headers
 from nnunetv2_openvocab.inference.outputs.keyhole_contours import component_contours
 from nnunetv2_openvocab.inference.outputs.prompt_colours import prompt_colours_8bit
 from nnunetv2_openvocab.inference.outputs.segment_coding import segment_codes
@@ -186,7 +186,7 @@ class DicomRtstructWriter:
 
     def __init__(self, series_folder: Path, prompts: Sequence[str], path: Path, algorithm_name: str):
         self.prompts, self.path, self.algorithm_name = list(prompts), Path(path), algorithm_name
-        self.sources = [pydicom.dcmread(file, stop_before_pixels=True) for file in dicom_series_files(series_folder)]
+        self.sources = read_source_headers(series_folder)  # UIDs repaired from the file meta where blank
         self.planes = [ImagePlane.of(source) for source in self.sources]
         self.contours: Dict[int, List[Contour]] = {}
 

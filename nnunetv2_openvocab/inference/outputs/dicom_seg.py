@@ -22,7 +22,7 @@ import pydicom.errors
 from pydicom.sr.codedict import codes
 
 from nnunetv2_openvocab.atomic_files import atomic_path
-from nnunetv2_openvocab.inference.input_images import dicom_series_files
+from nnunetv2_openvocab.inference.outputs.dicom_sources import DicomSourceError, read_source_headers
 from nnunetv2_openvocab.inference.outputs.segment_coding import segment_codes
 
 DICOM_SEG_ENDING = ".dcm"
@@ -66,20 +66,27 @@ class DicomSegWriter:
         self.segments[..., prompt_index] = mask
 
     def finish(self) -> Path:
-        sources = [pydicom.dcmread(path, stop_before_pixels=True) for path in dicom_series_files(self.series_folder)]
-        source_series = sources[0].get("SeriesNumber") or 0
-        segmentation = hd.seg.Segmentation(
-            source_images=sources, pixel_array=self.segments, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=segment_descriptions(self.prompts, self.algorithm_name),
-            series_instance_uid=hd.UID(), series_number=int(source_series) + 1000, sop_instance_uid=hd.UID(),
-            instance_number=1, manufacturer=PACKAGE, manufacturer_model_name=self.algorithm_name[:LABEL_LENGTH],
-            software_versions=software_version(), device_serial_number="none",
-            content_description="free-text prompted segmentation", content_label="OPENVOCAB",
-            omit_empty_frames=bool(self.segments.any()))  # a SEG needs at least one frame
+        sources = read_source_headers(self.series_folder)
+        source_series = sources[0].get("SeriesNumber") or 0  # type 2: may be empty
+        try:
+            segmentation = self._segmentation(sources, int(source_series) + 1000)
+        except (ValueError, KeyError, TypeError, AttributeError) as error:  # highdicom's refusals of the source
+            raise DicomSourceError(f"DICOM series {self.series_folder}: highdicom cannot build a SEG from it "
+                                   f"({type(error).__name__}: {error}). Use --output-type nifti.") from None
         self.segments = None
         with atomic_path(self.path, check=_check_dicom) as temporary:
             segmentation.save_as(temporary)
         return self.path
+
+    def _segmentation(self, sources: list, series_number: int) -> hd.seg.Segmentation:
+        return hd.seg.Segmentation(
+            source_images=sources, pixel_array=self.segments, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+            segment_descriptions=segment_descriptions(self.prompts, self.algorithm_name),
+            series_instance_uid=hd.UID(), series_number=series_number, sop_instance_uid=hd.UID(),
+            instance_number=1, manufacturer=PACKAGE, manufacturer_model_name=self.algorithm_name[:LABEL_LENGTH],
+            software_versions=software_version(), device_serial_number="none",
+            content_description="free-text prompted segmentation", content_label="OPENVOCAB",
+            omit_empty_frames=bool(self.segments.any()))  # a SEG needs at least one frame
 
 
 def _check_dicom(path: Path) -> None:

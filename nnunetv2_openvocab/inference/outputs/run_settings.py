@@ -2,12 +2,17 @@
 into the same output folder (which must have used the same model and sliding-window settings)."""
 from __future__ import annotations
 
-import json
+import fcntl
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
+from nnunetv2_openvocab.atomic_files import write_json_atomic
+from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.output_folder import OutputFolderError
 
 SETTINGS_FILE = "prediction_settings.json"
+LOCK_FILE = ".prediction_records.lock"  # hidden: case discovery and folder listings skip it
 # settings that must agree for two runs to share one output folder (their cases and reports are merged)
 SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_size", "mirror_axes", "text_encoder")
 
@@ -17,14 +22,38 @@ def merged_settings(path: Path, settings: dict) -> dict:
     predictions of another model or other sliding-window settings."""
     if not path.is_file():
         return settings
+    damaged = f"delete {path} (the masks stay usable) or predict into a new -o."
+    previous = read_json_file(path, damaged.capitalize())
     try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
         differing = [key for key in SHARED_SETTINGS if previous[key] != settings[key]]
         previous_cases = dict(previous["cases"])
     except (ValueError, KeyError, TypeError) as error:
-        raise OutputFolderError(f"{path} is damaged ({error!r}); delete it (the masks stay usable) or predict into "
-                                f"a new -o.") from None
+        raise OutputFolderError(f"{path} is damaged ({error!r}); {damaged}") from None
+    if not all(isinstance(case, dict) and isinstance(case.get("prompts"), list)
+               and all(isinstance(prompt, str) for prompt in case["prompts"]) for case in previous_cases.values()):
+        raise OutputFolderError(f"{path} is damaged (a case without its list of prompts); {damaged}")
     if differing:
         raise OutputFolderError(f"{path.parent} holds predictions made with other settings ({', '.join(differing)} "
                                 f"differ, see {path}). Predict into a new -o, or empty that folder.")
     return {**settings, "cases": {**previous_cases, **settings["cases"]}}
+
+
+@contextmanager
+def locked_records(folder: Path) -> Iterator[None]:
+    """Hold the output folder's lock (POSIX ``flock``): runs predicting into one -o at the same time take turns
+    to read, merge and write the shared records, so no run's cases are lost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def record_settings(folder: Path, settings: dict) -> dict:
+    """Merge ``settings`` with what the folder records now and write the result, under the folder's lock."""
+    with locked_records(folder):
+        merged = merged_settings(folder / SETTINGS_FILE, settings)
+        write_json_atomic(folder / SETTINGS_FILE, merged)
+    return merged
