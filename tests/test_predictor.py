@@ -45,8 +45,13 @@ def test_blending_a_constant_gives_the_constant_back_whatever_the_flips():
     window.accumulate(volume, padded, lambda tile: torch.stack([torch.full(tile.shape[2:], 3.0),
                                                                torch.full(tile.shape[2:], -1.5)]))
     assert volume.channel(0).shape == (20, 37, 9)
-    assert torch.allclose(volume.channel(0), torch.tensor(3.0), atol=1e-2)
-    assert torch.allclose(volume.channel(1), torch.tensor(-1.5), atol=1e-2)
+    # nnU-Net's Gaussian (issue 25) falls to ~6e-8 at a tile's far corners, so where only such corners reach, the
+    # float16 sums are subnormal, in nnU-Net's predictor too; everywhere float16 resolves them the constant is exact
+    resolved = volume.weights[volume.unpad] >= 1e-4  # products >= 1.5e-4: normal float16 numbers
+    assert resolved.float().mean() > 0.9
+    assert torch.allclose(volume.channel(0)[resolved], torch.tensor(3.0), atol=1e-2)
+    assert torch.allclose(volume.channel(1)[resolved], torch.tensor(-1.5), atol=1e-2)
+    assert torch.isfinite(volume.channel(0)).all() and torch.isfinite(volume.channel(1)).all()
 
 
 def _small_network(prompts: int) -> OpenVocabSTUNet:

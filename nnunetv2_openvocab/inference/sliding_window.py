@@ -1,8 +1,10 @@
 """Gaussian-blended sliding-window prediction of any per-voxel map (prompt logits or decoder features).
 
-The tiles and the Gaussian weights are nnU-Net's (``compute_steps_for_sliding_window``, ``compute_gaussian``,
-``pad_nd_image``). What differs from ``nnUNetPredictor``: the blended sum lives in one (K, *S) buffer at network
-resolution (float16 by default) with a single float32 weight map, and channels are normalised one at a time
+The tiles and the Gaussian weights are nnU-Net's (``compute_steps_for_sliding_window``, ``pad_nd_image``, and
+``compute_gaussian`` called as ``nnUNetPredictor`` calls it: float16, peak 10, weights that underflow to 0 replaced
+by the smallest non-zero one), so the blend equals nnU-Net's (tests/test_nnunet_equivalence.py). What differs
+from ``nnUNetPredictor``: the blended sum lives in one (K, *S) buffer at network resolution (float16 by default)
+with a single float32 weight map (nnU-Net sums the weights in float16), and channels are normalised one at a time
 on request (``BlendedVolume.channel``), so no second full-size copy of all channels is ever made.
 Mirroring (test-time augmentation) and fold ensembling add into the same sums.
 """
@@ -18,11 +20,12 @@ from nnunetv2.inference.sliding_window_prediction import compute_gaussian, compu
 from tqdm import tqdm
 from nnunetv2_openvocab.constants import DEFAULT_STEP_SIZE
 
-# nnU-Net scales its Gaussian to a peak of 10 so that float16 sums keep their precision at the borders. Its
-# corners fall to ~1e-9, below float16's range, so the weights are floored at 1/1000 of the peak: this changes
-# nothing where tiles overlap (the other tile dominates) and keeps single-tile corners exact.
+# nnUNetPredictor's Gaussian: sigma = patch / 8, scaled to a peak of 10 so that float16 sums keep their precision
+# near the tile borders, and float16 itself. Any other weights (a floor, float32 values) blend the tiles' outer
+# shells differently from nnU-Net: the face centres already weigh 3.4e-4 of the peak.
+GAUSSIAN_SIGMA_SCALE = 1.0 / 8
 GAUSSIAN_PEAK = 10.0
-GAUSSIAN_FLOOR = GAUSSIAN_PEAK * 1e-3
+GAUSSIAN_DTYPE = torch.float16
 TileFunction = Callable[[torch.Tensor], torch.Tensor]  # (1, C, *patch) -> (K, *patch)
 
 
@@ -118,13 +121,12 @@ class SlidingWindow:
         """Add the Gaussian-weighted output of ``tile_function`` on every tile of ``padded`` to ``volume``.
         Call once per fold (after loading its weights) to ensemble folds."""
         device = volume.sums.device
-        gaussian = compute_gaussian(self.patch_size, sigma_scale=1.0 / 8, value_scaling_factor=GAUSSIAN_PEAK,
-                                    dtype=torch.float32, device=device).clamp_min(GAUSSIAN_FLOOR)
-        gaussian_in_sum_dtype = gaussian.to(self.accumulation_dtype)
-        gaussian = gaussian_in_sum_dtype.float()  # weights rounded like the sums: their ratio stays exact
+        gaussian = compute_gaussian(self.patch_size, GAUSSIAN_SIGMA_SCALE, GAUSSIAN_PEAK, GAUSSIAN_DTYPE,
+                                    device).float()  # float16 values, exact in float32
         for slicer in tqdm(self.tiles(padded.shape[1:]), desc=description, unit="tile",
                            disable=not self.show_progress, leave=False):
             tile = padded[(slice(None), *slicer)][None].to(self.device)
             output = self.predict_tile(tile_function, tile).to(device)  # (K, *patch)
-            volume.sums[(slice(None), *slicer)].addcmul_(output.to(self.accumulation_dtype), gaussian_in_sum_dtype)
+            # weighted in float32 and rounded once into the sums, as nnU-Net's `predicted_logits[sl] += prediction`
+            volume.sums[(slice(None), *slicer)] += output.mul_(gaussian)
             volume.weights[slicer] += gaussian
