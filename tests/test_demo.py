@@ -33,7 +33,11 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
     table = outputs["metrics table"].read_text(encoding="utf-8")
     assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
     assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
-    assert "| renal organs | kidney_left + kidney_right | synonym | union: kidney_left + kidney_right |" in printed
+    assert "| renal organs | kidney_left + kidney_right | synonym |" in printed
+    both = outputs["unseen prompts, both routes"].read_text(encoding="utf-8")
+    assert "text route (paper's column)" in both and "grounded, set held out (ours)" in both
+    assert both.count("| renal organs |") == 1 and "| liver |" not in both  # unseen prompts only
+    assert (tmp_path / "demo" / "predictions_text" / prompt_file_name("example_000", "renal organs")).is_file()
 
 
 def test_a_command_is_stopped_at_its_deadline(tmp_path):
