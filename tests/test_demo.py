@@ -41,7 +41,7 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
     assert "| renal organs | kidney_left + kidney_right | synonym |" in printed
     both = outputs["unseen prompts, both routes"].read_text(encoding="utf-8")
     assert "text route (paper's column)" in both and "grounded, set held out (ours)" in both
-    assert both.count("| renal organs |") == 1 and "| liver |" not in both  # unseen prompts only
+    assert both.count("| renal organs |") == 1 and "\n| liver |" not in both  # unseen prompts only
     assert (tmp_path / "demo" / "predictions_text" / prompt_file_name("example_000", "renal organs")).is_file()
 
 
