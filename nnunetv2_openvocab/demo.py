@@ -8,9 +8,12 @@ Steps (each one is skipped when its result exists, so an interrupted demo resume
      the result does not depend on how busy the machine is; progress is echoed with an ETA; ``--minutes`` is an
      optional cap (the best checkpoint so far is then used); an interrupted training continues (``--c``);
   4. prediction on the full scan: the six training prompts plus the unseen prompts of the ``example`` set
-     (``nnunetv2_openvocab/data/unseen_prompts/example.json``): masks, combined label map, statistics, previews, prompt report;
+     (``nnunetv2_openvocab/data/unseen_prompts/example.json``), grounded with that set held out of the taxonomy
+     look-up: masks, combined label map, statistics, previews, prompt report; the unseen prompts again by their
+     text query alone (the paper's route) in ``predictions_text/``;
   5. evaluation: Dice and NSD per prompt (``evaluate_folder``), printed beside the values recorded for the
-     reference run (data/demo_reference.json, also in benchmarks/RESULTS.md).
+     reference run (data/demo_reference.json, also in benchmarks/RESULTS.md), and the unseen prompts' two columns
+     (text route = the paper's column, grounded with the set held out = ours; ``evaluation/unseen_columns``).
 The cases are slabs of one scan, so the scores show that the pipeline learns real anatomy within minutes,
 not how it generalises to other patients.
 """
@@ -32,6 +35,8 @@ import torch
 from nnunetv2_openvocab.prompts.unseen_sets import load_unseen_set
 from nnunetv2_openvocab.evaluation.evaluate_folder import evaluate_folder
 from nnunetv2_openvocab.evaluation.report_writers import markdown_tables, percent
+from nnunetv2_openvocab.evaluation.unseen_columns import (GROUNDED_COLUMN, TEXT_COLUMN, markdown_table, side_by_side,
+                                                          write_side_by_side)
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.inference.outputs.case_outputs import OutputOptions
@@ -202,22 +207,32 @@ def run_demo(output_folder: Path, minutes: Optional[float] = None, device: Optio
     prompt_set = demo_prompt_set(dataset_json)
     image = dataset_folder / "imagesTr" / f"{DEMO_CASE}_0000.nii.gz"
     print(f"[4/5] predicting {len(prompt_set['prompts'])} prompts on {image.name}", flush=True)
+    unseen = {"name": "example", "prompts": [p for p in prompt_set["prompts"] if p["kind"] != "seen"]}
+    settings = dict(folds=["all"], checkpoint_name=checkpoint_to_use(model_folder), step_size=step_size,
+                    use_mirroring=False, device=device or torch.device("cpu"),
+                    embedding_cache_root=env["nnUNet_openvocab_cache"])
     run = run_prediction(model_folder, root / "predictions", image, [p["prompt"] for p in prompt_set["prompts"]],
-                         folds=["all"], checkpoint_name=checkpoint_to_use(model_folder), step_size=step_size,
-                         use_mirroring=False, device=device or torch.device("cpu"),
                          options=OutputOptions(True, True, True),
-                         embedding_cache_root=env["nnUNet_openvocab_cache"])
+                         held_out_prompts=[p["prompt"] for p in unseen["prompts"]], **settings)
+    run_prediction(model_folder, root / "predictions_text", image, [p["prompt"] for p in unseen["prompts"]],
+                   grounding="text", **settings)
     reference = root / "reference"
     reference.mkdir(exist_ok=True)
     shutil.copyfile(dataset_folder / "labelsTr" / f"{DEMO_CASE}.nii.gz", reference / f"{DEMO_CASE}.nii.gz")
     print("[5/5] evaluating Dice and NSD against the TotalSegmentator labels", flush=True)
     summary = evaluate_folder(reference, root / "predictions", dataset_json, root / "metrics", prompt_set,
                               num_processes=1)
+    text_summary = evaluate_folder(reference, root / "predictions_text", dataset_json, root / "metrics_text", unseen,
+                                   num_processes=1)
+    columns = side_by_side({TEXT_COLUMN: text_summary, GROUNDED_COLUMN: summary}, run.report.routes())
+    write_side_by_side(columns, root / "metrics")
     print("\n" + markdown_tables(summary, run.report.routes()))
+    print(markdown_table(columns))
     print(reference_comparison(summary))
     print(run.report.to_text())
     outputs = {"masks": root / "predictions", "prompt report": run.report_files[1],
                "metrics table": Path(summary["output_files"]["markdown"]),
+               "unseen prompts, both routes": root / "metrics" / "unseen_summary.md",
                "previews": root / "predictions" / "previews", "statistics": root / "predictions" / "statistics",
                "combined label map": root / "predictions" / "combined", "model": model_folder}
     print("\nWhere everything is:")

@@ -12,9 +12,15 @@ from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, example_promp
 from nnunetv2_openvocab.prompts.prompt_text import prompt_file_name
 
 
+def example_dataset_json() -> dict:
+    """The labels and text prompts of the example dataset's dataset.json."""
+    return {"labels": {"background": 0, **{name: i for i, name in enumerate(DEFAULT_STRUCTURES, start=1)}},
+            "text_prompts": {name: example_prompts()[name] for name in DEFAULT_STRUCTURES}}
+
+
 def test_demo_prompts_are_the_training_prompts_plus_unseen_ones():
     prompts = example_prompts()
-    prompt_set = demo_prompt_set({"text_prompts": {name: prompts[name] for name in DEFAULT_STRUCTURES}})
+    prompt_set = demo_prompt_set(example_dataset_json())
     seen = [p for p in prompt_set["prompts"] if p["kind"] == "seen"]
     unseen = [p for p in prompt_set["prompts"] if p["kind"] != "seen"]
     assert [p["prompt"] for p in seen] == [prompts[name][0] for name in DEFAULT_STRUCTURES]
@@ -26,14 +32,17 @@ def test_demo_writes_masks_report_metrics_and_previews(trained_openvocab_model, 
     outputs = run_demo(tmp_path / "demo", model_folder=trained_openvocab_model.model_folder, step_size=1.0)
     printed = capsys.readouterr().out
     predictions = tmp_path / "demo" / "predictions"
-    prompts = [p["prompt"] for p in demo_prompt_set(
-        {"text_prompts": {n: example_prompts()[n] for n in DEFAULT_STRUCTURES}})["prompts"]]
+    prompts = [p["prompt"] for p in demo_prompt_set(example_dataset_json())["prompts"]]
     assert all((predictions / prompt_file_name("example_000", p)).is_file() for p in prompts)
     assert (predictions / "previews" / "example_000.png").is_file()
     table = outputs["metrics table"].read_text(encoding="utf-8")
     assert "| liver | liver | seen |" in table and "| renal organs | kidney_left + kidney_right | synonym |" in table
     assert outputs["prompt report"].is_file() and "Where everything is:" in printed and "DSC" in printed
-    assert "| renal organs | kidney_left + kidney_right | synonym | union: kidney_left + kidney_right |" in printed
+    assert "| renal organs | kidney_left + kidney_right | synonym |" in printed
+    both = outputs["unseen prompts, both routes"].read_text(encoding="utf-8")
+    assert "text route (paper's column)" in both and "grounded, set held out (ours)" in both
+    assert both.count("| renal organs |") == 1 and "\n| liver |" not in both  # unseen prompts only
+    assert (tmp_path / "demo" / "predictions_text" / prompt_file_name("example_000", "renal organs")).is_file()
 
 
 def test_a_command_is_stopped_at_its_deadline(tmp_path):

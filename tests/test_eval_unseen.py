@@ -51,11 +51,25 @@ def test_command_predicts_and_scores_the_unseen_prompts(trained_openvocab_model,
         "nnUNetv2_openvocab_eval_unseen", "-m", str(trained_openvocab_model.model_folder), "-f", "all",
         "-i", str(images), "-ref", str(reference), "--set", "example", "-o", str(tmp_path / "out"),
         "--disable_tta", "-device", "cpu", "-step_size", "1", "-np", "1", "--disable_progress_bar")
-    summary = json.loads((tmp_path / "out" / "metrics" / "summary.json").read_text(encoding="utf-8"))
+    out = tmp_path / "out"
     prompts = [e["prompt"] for e in load_unseen_prompt_set("example")[0]["prompts"]]
-    assert [p["prompt"] for p in summary["prompts"]] == prompts
-    assert all(summary["mean"][p]["n_evaluated"] == 1 for p in prompts)
-    assert summary["mean"]["hepatic system"]["dice"] > 0.3 and summary["mean"]["renal organs"]["dice"] > 0.3
-    assert "| hepatic system | liver | synonym |" in result.stdout and "prompt report" in result.stdout
-    assert json.loads((tmp_path / "out" / "unseen_set.json").read_text(encoding="utf-8"))["left_out"] == []
-    assert (tmp_path / "out" / "predictions" / "prompt_report.md").is_file()
+    for column in ("text", "grounded_held_out"):
+        summary = json.loads((out / "metrics" / column / "summary.json").read_text(encoding="utf-8"))
+        assert [p["prompt"] for p in summary["prompts"]] == prompts
+        assert all(summary["mean"][p]["n_evaluated"] == 1 for p in prompts)
+        settings = json.loads((out / "predictions" / column / "prediction_settings.json").read_text(encoding="utf-8"))
+        assert settings["grounding"] == {"text": "text", "grounded_held_out": "auto"}[column]
+        assert settings["grounding_held_out"] == ([] if column == "text" else prompts)
+    table = json.loads((out / "unseen_summary.json").read_text(encoding="utf-8"))
+    assert table["columns"] == {"text": "text route (paper's column)",
+                                "grounded_held_out": "grounded, set held out (ours)"}
+    rows = {row["prompt"]: row for row in table["rows"]}
+    assert list(rows) == prompts and rows["renal organs"]["text_dice"] is not None
+    # the grounded column unites the two kidney labels: the text route has no such answer
+    assert rows["left and right kidney"]["route"].startswith("union")
+    assert rows["left and right kidney"]["grounded_held_out_dice"] > 0.3
+    report = (out / "predictions" / "grounded_held_out" / "prompt_report.md").read_text(encoding="utf-8")
+    assert "(exact match)" not in report  # no prompt of the set found itself in the taxonomy
+    assert "text route (paper's column)" in result.stdout and "| hepatic system | liver | synonym |" in result.stdout
+    assert (out / "unseen_dsc.png").stat().st_size > 1000 and "prompt report" in result.stdout
+    assert json.loads((out / "unseen_set.json").read_text(encoding="utf-8"))["left_out"] == []

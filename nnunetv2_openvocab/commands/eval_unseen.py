@@ -9,8 +9,11 @@ sets live in nnunetv2_openvocab/data/unseen_prompts and are addressed by name (`
 v1's 104 classes (the paper's protocol); any other value is a JSON file path.
 Entries whose targets are not all labels of the evaluated dataset are left out and listed.
 
-Output folder: ``predictions/`` (masks, prompt report), ``metrics/`` (evaluate_folder's CSV, JSON, markdown,
-PNG) and ``unseen_set.json`` (the entries evaluated and those left out).
+Every prompt is scored twice: ``text`` (its own text query: the paper's column) and ``grounded_held_out``
+(grounding with the set's prompts and recorded synonyms held out of the taxonomy look-up: ours).
+Output folder: ``unseen_summary.{json,md}`` and ``unseen_dsc.png`` (both columns, labelled), per column
+``predictions/<column>/`` (masks, prompt report) and ``metrics/<column>/`` (evaluate_folder's CSV, JSON, markdown,
+PNG), and ``unseen_set.json`` (the entries evaluated and those left out).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from nnunetv2.configuration import default_num_processes
 from nnunetv2_openvocab.commands.prediction_arguments import (add_grounding_arguments, add_prediction_arguments,
                                                               parse_folds)
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
-from nnunetv2_openvocab.evaluation.report_writers import markdown_tables
+from nnunetv2_openvocab.evaluation.unseen_columns import markdown_table
 from nnunetv2_openvocab.evaluation.unseen_prompts import evaluate_unseen_prompts
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
@@ -42,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nnUNetv2_openvocab_eval_unseen", epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      description="Predict prompts never seen in training and report Dice and NSD "
-                                                 "per prompt against unions of training labels.")
+                                                 "per prompt against unions of training labels, by the text route "
+                                                 "(the paper's column) and by grounding with the set held out.")
     parser.add_argument("-m", required=True, help="model folder written by nnUNetv2_train")
     parser.add_argument("-i", required=True, help="images (file, folder, DICOM series folder)")
     parser.add_argument("-ref", required=True, help="folder of reference label maps <case><file_ending>")
@@ -51,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-o", required=True, help="output folder")
     parser.add_argument("-dj", default=None, help="dataset.json of the references (default: the model's)")
     add_prediction_arguments(parser)
-    add_grounding_arguments(parser)
+    add_grounding_arguments(parser, with_mode=False)
     parser.add_argument("--tolerance-mm", type=float, default=DEFAULT_TOLERANCE_MM, help="NSD tolerance (mm)")
     parser.add_argument("-np", type=int, default=default_num_processes, help="evaluation worker processes")
     return parser
@@ -63,9 +67,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     with exit_on_user_error("nnUNetv2_openvocab_eval_unseen"):
         summary = evaluate_unseen_prompts(args.m, args.i, args.ref, args.set, args.o, args.dj, parse_folds(args.f),
                                           args.chk, args.step_size, not args.disable_tta, torch.device(args.device),
-                                          args.tolerance_mm, args.np, not args.disable_progress_bar, args.grounding,
+                                          args.tolerance_mm, args.np, not args.disable_progress_bar,
                                           args.grounding_threshold)
-    print(markdown_tables(summary))
+    print(markdown_table(summary["table"]))
     if summary["left_out"]:
         print(f"Left out (targets not in this dataset): {[e.get('prompt') for e in summary['left_out']]}")
     for kind, path in summary["output_files"].items():

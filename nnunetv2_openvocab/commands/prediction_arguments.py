@@ -30,12 +30,13 @@ def add_prediction_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disable_progress_bar", action="store_true")
 
 
-def add_grounding_arguments(parser: argparse.ArgumentParser) -> None:
-    """--grounding and its threshold, shared with nnUNetv2_openvocab_eval_unseen."""
-    parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
-                        help="auto: a prompt the taxonomy resolves is answered with its training labels (a union of "
-                             "their masks for merged structures), others with their text; text: always the text "
-                             "query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
+def add_grounding_arguments(parser: argparse.ArgumentParser, with_mode: bool = True) -> None:
+    """--grounding and its threshold; nnUNetv2_openvocab_eval_unseen takes the threshold only (it scores two routes)."""
+    if with_mode:
+        parser.add_argument("--grounding", choices=GROUNDING_MODES, default="auto",
+                            help="auto: a prompt the taxonomy resolves is answered with its training labels (a union "
+                                 "of their masks for merged structures), others with their text; text: always the "
+                                 "text query; taxonomy: refuse prompts that do not resolve (default %(default)s)")
     parser.add_argument("--grounding-threshold", type=float, default=MATCH_THRESHOLD,
                         help="cosine above which the nearest taxonomy entry grounds a prompt (default %(default)s, "
                              "calibrated for MiniLM)")

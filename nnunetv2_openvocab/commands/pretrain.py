@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--text-encoder-lr", dest="text_encoder_lr", type=float, default=argparse.SUPPRESS)
     train.add_argument("--head-lr", dest="head_lr", type=float, default=argparse.SUPPRESS,
                        help="learning rate of the projection and the temperature")
+    train.add_argument("--image-encoder-lr", dest="image_encoder_lr", type=float, default=argparse.SUPPRESS,
+                       help="learning rate of the image encoder when it trains (--unlock-image-encoder; default 1e-5)")
     train.add_argument("--max-text-tokens", dest="max_text_tokens", type=int, default=argparse.SUPPRESS)
     train.add_argument("--val-fraction", dest="val_fraction", type=float, default=argparse.SUPPRESS)
     train.add_argument("--seed", dest="seed", type=int, default=argparse.SUPPRESS)

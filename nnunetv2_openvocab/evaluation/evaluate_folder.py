@@ -1,8 +1,10 @@
 """Evaluate a folder of per-prompt binary predictions against nnU-Net reference label maps.
 
 References are ``<case><file_ending>`` label maps; predictions are the binary masks that
-``nnUNetv2_openvocab_predict`` writes, named ``prompt_file_name(case, prompt, file_ending)``. For each case
-and prompt the reference mask is the union of the prompt's target labels' voxel values. A prompt is
+``nnUNetv2_openvocab_predict`` writes, named ``prompt_file_name(case, prompt, file_ending)``, or, for a case with a
+``<case><file_ending>`` label map in the prediction folder (stock ``nnUNetv2_predict``, nnU-Net's
+``fold_k/validation``), that label map in dataset.json's label values. For each case and prompt the reference
+(and a label map's predicted) mask is the union of the prompt's target labels' voxel values. A prompt is
 skipped in a case (status "not_annotated") when ``annotated_labels`` says one of its targets was not
 annotated there: its absence is unknown, not background. Voxels of nnU-Net's ``ignore`` label are
 removed from the prediction. Predictions must have the reference's exact geometry.
@@ -50,6 +52,7 @@ class PromptJob:
     prediction_file: Path
     target_values: Tuple[int, ...]
     status: str  # EVALUATED (to do), NOT_ANNOTATED or MISSING_PREDICTION
+    label_map: bool = False  # the prediction file is the case's label map: the prompt's mask is its target values
 
 
 @dataclass(frozen=True)
@@ -64,16 +67,20 @@ def evaluate_case(job: CaseJob, tolerance_mm: float, ignore_values: Tuple[int, .
     reference = read_image(job.reference_file)
     labels, spacing = reference[0], reference[1]["spacing"]
     ignored = np.isin(labels, ignore_values) if ignore_values else None
-    rows = []
+    rows, label_map = [], None
     for prompt_job in job.prompts:
         row = {"case": job.case, "prompt": prompt_job.prompt.prompt, "kind": prompt_job.prompt.kind,
                "targets": list(prompt_job.prompt.targets), "status": prompt_job.status}
         if prompt_job.status != EVALUATED:
             rows.append({**row, **{field.name: float("nan") for field in fields(CaseMetrics)}})
             continue
-        prediction = read_image(prompt_job.prediction_file)
+        if prompt_job.label_map:  # one label map answers every prompt of the case: read it once
+            prediction = label_map = label_map or read_image(prompt_job.prediction_file)
+        else:
+            prediction = read_image(prompt_job.prediction_file)
         check_same_geometry(reference, prediction, job.reference_file, prompt_job.prediction_file)
-        predicted = as_binary_mask(prediction[0], prompt_job.prediction_file)
+        predicted = (np.isin(prediction[0], prompt_job.target_values) if prompt_job.label_map
+                     else as_binary_mask(prediction[0], prompt_job.prediction_file))
         if ignored is not None:
             predicted &= ~ignored
         metrics = evaluate_binary_case(np.isin(labels, prompt_job.target_values), predicted, spacing, tolerance_mm)
@@ -81,7 +88,7 @@ def evaluate_case(job: CaseJob, tolerance_mm: float, ignore_values: Tuple[int, .
     return rows
 
 
-def _load_dataset_json(dataset_json: Union[str, Path, Mapping]) -> Tuple[dict, str]:
+def load_dataset_json(dataset_json: Union[str, Path, Mapping]) -> Tuple[dict, str]:
     if isinstance(dataset_json, Mapping):
         return dict(dataset_json), "dataset.json"
     path = Path(dataset_json)
@@ -107,9 +114,11 @@ def _plan(cases: Mapping[str, Path], prediction_folder: Path, prompt_set: Prompt
     jobs = []
     for case, reference_file in cases.items():
         annotated_here = set(annotated.get(case, values_by_name))
+        label_map = prediction_folder / f"{case}{file_ending}"
         prompt_jobs = []
         for prompt in prompt_set.prompts:
-            prediction_file = prediction_folder / prompt_file_name(case, prompt.prompt, file_ending)
+            prediction_file = label_map if label_map.is_file() else \
+                prediction_folder / prompt_file_name(case, prompt.prompt, file_ending)
             if not set(prompt.targets) <= annotated_here:
                 status = NOT_ANNOTATED
             elif not prediction_file.is_file():
@@ -117,7 +126,7 @@ def _plan(cases: Mapping[str, Path], prediction_folder: Path, prompt_set: Prompt
             else:
                 status = EVALUATED
             values = tuple(v for name in prompt.targets for v in values_by_name[name])
-            prompt_jobs.append(PromptJob(prompt, prediction_file, values, status))
+            prompt_jobs.append(PromptJob(prompt, prediction_file, values, status, label_map.is_file()))
         jobs.append(CaseJob(case, reference_file, tuple(prompt_jobs)))
     return jobs
 
@@ -129,8 +138,9 @@ def _check_predictions_present(jobs: Sequence[CaseJob], prediction_folder: Path,
             raise ValueError("No (case, prompt) pair is annotated: every prompt targets a label that "
                              "'annotated_labels' in dataset.json leaves out. Evaluate prompts of annotated labels.")
         raise FileNotFoundError(
-            f"No prediction to evaluate in {prediction_folder}: expected files such as {missing[:3]}. Run "
-            "nnUNetv2_openvocab_predict with the same prompts and output into that folder.")
+            f"No prediction to evaluate in {prediction_folder}: expected files such as {missing[:3]}, or label "
+            "maps <case><file_ending>. Run nnUNetv2_openvocab_predict with the same prompts (or nnUNetv2_predict) "
+            "and output into that folder.")
     if missing and not allow_missing:
         raise FileNotFoundError(
             f"{len(missing)} prediction file(s) missing in {prediction_folder}, e.g. {missing[:5]}. Predict those "
@@ -177,7 +187,7 @@ def evaluate_folder(
                          "must be >= 0.")
     if output_folder is not None:
         output_folder = check_output_folder(output_folder)
-    dataset, dataset_source = _load_dataset_json(dataset_json)
+    dataset, dataset_source = load_dataset_json(dataset_json)
     file_ending = dataset.get("file_ending")
     if not isinstance(file_ending, str) or "labels" not in dataset:
         raise ValueError(f"{dataset_source}: needs nnU-Net's 'labels' and 'file_ending' (e.g. \".nii.gz\") keys.")

@@ -53,5 +53,6 @@ def check_same_geometry(reference: Tuple[np.ndarray, dict], prediction: Tuple[np
 def as_binary_mask(array: np.ndarray, path: Path) -> np.ndarray:
     if np.any((array != 0) & (array != 1)):
         raise ValueError(f"Prediction {path} holds values other than 0 and 1 (max {array.max():g}); expected one "
-                         "binary mask per prompt. Point -pred to the per-prompt masks, not a label map.")
+                         "binary mask per prompt. Point -pred to the per-prompt masks, or name a label map <case><file_ending> "
+                         "to score it with dataset.json's label values.")
     return array != 0

@@ -126,6 +126,7 @@ def run_settings(predictor: OpenVocabPredictor, jobs: Sequence[PredictionJob], o
             "mirror_axes": list(model.mirror_axes) if (predictor.use_mirroring and model.mirror_axes) else None,
             "device": str(predictor.device), "text_encoder": model.spec.text_encoder,
             "grounding": predictor.grounding, "grounding_threshold": predictor.grounding_threshold,
+            "grounding_held_out": list(predictor.held_out_prompts),
             "embedding_bank": predictor.embedding_bank_path,
             "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,
                         "save_probabilities": options.save_probabilities, "output_type": options.output_type},

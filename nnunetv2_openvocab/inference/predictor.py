@@ -58,13 +58,14 @@ class OpenVocabPredictor:
     def __init__(self, tile_step_size: float = DEFAULT_STEP_SIZE, use_mirroring: bool = True,
                  device: Optional[torch.device] = None, show_progress: bool = True,
                  embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
-                 grounding_threshold: float = MATCH_THRESHOLD):
+                 grounding_threshold: float = MATCH_THRESHOLD, held_out_prompts: Sequence[str] = ()):
         self.tile_step_size = tile_step_size
         self.use_mirroring = use_mirroring
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.show_progress = show_progress
         self.embedding_cache_root = embedding_cache_root
         self.grounding, self.grounding_threshold = grounding, grounding_threshold
+        self.held_out_prompts = tuple(held_out_prompts)  # grounding's held-out option (prompts/grounding.py)
         self._model: Optional[TrainedModel] = None
         self._cache: Optional[PromptEmbeddingCache] = None
         self._bank: Optional[EmbeddingBank] = None
@@ -129,7 +130,7 @@ class OpenVocabPredictor:
         if missing:
             spec = self.model.spec
             grounder = PromptGrounder(spec.training_prompts, self.embed,
-                                      match_threshold=self.grounding_threshold)
+                                      match_threshold=self.grounding_threshold, held_out=self.held_out_prompts)
             self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
             self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
         return [self._groundings[p] for p in prompts]

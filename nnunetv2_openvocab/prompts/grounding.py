@@ -30,6 +30,10 @@ A prompt that reaches no structure this way is ``ungrounded``: ``auto`` answers 
 report lists its nearest structures with their cosines; ``taxonomy`` refuses it.
 Modes (``--grounding``): ``auto`` (the above), ``text`` (always the text query, as the paper's model does),
 ``taxonomy`` (a prompt that does not resolve to training labels is refused).
+Held out (``held_out``, the unseen-prompt benchmark): the evaluated set's prompts and every text of the structures
+they name that is not a training prompt of the model (the set's recorded synonyms) are withdrawn from the exact
+match and from the nearest-entry candidates, so a prompt is never grounded by finding itself: the grounded column
+then measures how grounding generalises, not what the taxonomy stored.
 A prompt that names one side is never answered with a label of the other side, and a sided label's mask
 cedes the voxels where its twin of the other side scores higher (``twin_queries``: left and right kidney
 exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the two ceded masks).
@@ -37,7 +41,7 @@ exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -62,6 +66,20 @@ def taxonomy_entries(taxonomy: Taxonomy) -> List[Tuple[str, str]]:
     return [(text, s.name) for s in taxonomy.structures.values() for text in [*s.prompts, *s.eval_synonyms]]
 
 
+def held_out_identities(prompts: Collection[str], taxonomy: Taxonomy, training: TrainingPrompts) -> FrozenSet[str]:
+    """Prompt identities grounding must not match for an evaluated set: its prompts, and each text of the structures
+    they name exactly (name, prompts, RadLex term, held-out synonyms) unless it is a training prompt of the model."""
+    held = {prompt_identity(p) for p in prompts}
+    for prompt in prompts:
+        named = taxonomy.structure_named(prompt)
+        if named is None:
+            continue
+        s = taxonomy.structure(named)
+        held.update(prompt_identity(text) for text in [s.name, *s.prompts, s.radlex_term or "", *s.eval_synonyms]
+                    if text and training.seen_label(text) is None)
+    return frozenset(held)
+
+
 @dataclass(frozen=True)
 class Grounding:
     prompt: str
@@ -79,15 +97,18 @@ class PromptGrounder:
     """Grounds prompts for one model: its labels, their training prompts, and its text encoder (``embed``)."""
 
     def __init__(self, training: TrainingPrompts, embed: Callable[[List[str]], torch.Tensor],
-                 taxonomy: Optional[Taxonomy] = None, match_threshold: float = MATCH_THRESHOLD):
+                 taxonomy: Optional[Taxonomy] = None, match_threshold: float = MATCH_THRESHOLD,
+                 held_out: Collection[str] = ()):
         self.taxonomy = taxonomy or load_taxonomy()
         self.training, self.embed, self.match_threshold = training, embed, match_threshold
+        self.held_out = held_out_identities(held_out, self.taxonomy, training) if held_out else frozenset()
         label_names = training.label_names
         self.canonical = {label: training.canonical(label) for label in label_names}
         self.label_order = {label: index for index, label in enumerate(label_names)}
         self.twin_queries = {self.canonical[label]: self.canonical[twin] for label in label_names
                              if (twin := side_twin(label, label_names)) is not None}
-        self.entries = taxonomy_entries(self.taxonomy)  # candidates of the nearest match
+        self.entries = [(text, structure) for text, structure in taxonomy_entries(self.taxonomy)
+                        if prompt_identity(text) not in self.held_out]  # candidates of the nearest match
         # a label is its taxonomy structure by name, else by its canonical prompt
         self.label_of_structure: Dict[str, str] = {}
         for label in label_names:
@@ -115,6 +136,8 @@ class PromptGrounder:
 
     # ---- resolution ----------------------------------------------------------------------------------------------
     def _exact(self, prompt: str) -> Optional[Grounding]:
+        if prompt_identity(prompt) in self.held_out:
+            return None
         label = self.training.seen_label(prompt)
         if label is not None:
             return self._labels(prompt, None, [label], f"training prompt of label {label}")
