@@ -52,6 +52,7 @@ setup(
             "nnUNetv2_openvocab_compare = nnunetv2_openvocab.evaluation.compare_entry:main",
             "nnUNetv2_openvocab_demo = nnunetv2_openvocab.demo:main",
             "nnUNetv2_openvocab_pretrain = nnunetv2_openvocab.pretraining.pretrain_entry:main",
+            "nnUNetv2_openvocab_estimate_memory = nnunetv2_openvocab.memory_estimate.trainer_entry:main",
             "nnUNetv2_openvocab_convert = dataset_conversion.convert_entry:main",
             "nnUNetv2_openvocab_merge = dataset_conversion.merge_entry:main",
             "nnUNetv2_openvocab_curate_captions = caption_curation.curate_entry:main",

@@ -123,7 +123,7 @@ def test_checkpointed_encoder_stages_give_the_same_step():
 def test_bf16_autocast_runs_the_towers_in_bf16_and_the_loss_in_fp32():
     """The CUDA default, exercised on CPU: convolutions run in bf16, features reach the loss as float32."""
     model, dtypes = _model(), []
-    model.image_encoder.conv_blocks_context[0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    model.image_encoder.conv_blocks_context[0][0].register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
     loss_fn = build_loss(CONFIG)
     batch = _batch(4)
     losses = forward_backward(model, loss_fn, batch, CPU, options=MemoryOptions(bf16=True))

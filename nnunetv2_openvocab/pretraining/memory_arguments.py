@@ -16,6 +16,9 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint-activations", action="store_true",
                        help="recompute the trained STU-Net encoder stages in the backward pass instead of storing "
                             "their activations")
+    group.add_argument("--estimate-memory", action="store_true",
+                       help="print the peak device memory of one training step with these settings (fake tensors, "
+                            "nothing allocated) and exit")
 
 
 def memory_options(args: argparse.Namespace) -> MemoryOptions:

@@ -165,6 +165,11 @@ def _run_stage(args: argparse.Namespace) -> None:
                                  preprocessing or PreprocessingConfig(), args.plans, args.configuration,
                                  args.shard, args.num_shards, args.device, args.num_workers)
         print(f"cached {written} volumes into {args.out}")
+    elif args.stage == "train" and args.estimate_memory:
+        from nnunetv2_openvocab.memory_estimate.estimates import estimate_pretraining
+
+        print(estimate_pretraining(_config(TrainConfig, args.config, args), args.cache, args.encoder_checkpoint,
+                                   args.plans, args.configuration, preprocessing, args.device, memory_options(args)))
     elif args.stage == "train":
         from nnunetv2_openvocab.pretraining.train import train
 
