@@ -20,8 +20,8 @@ STOCK_TRAINER = "nnUNetTrainer"
 
 
 def estimate_trainer_configuration(dataset: str, configuration: str, trainer: str, plans_identifier: str,
-                                   mixed_precision: bool = True) -> str:
-    """The estimate line for `nnUNetv2_train dataset configuration FOLD -tr trainer -p plans_identifier`."""
+                                   mixed_precision: bool = True):
+    """The MemoryEstimate (estimates.py) of `nnUNetv2_train dataset configuration FOLD -tr trainer -p plans_identifier`."""
     from nnunetv2.paths import nnUNet_preprocessed
     from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 
