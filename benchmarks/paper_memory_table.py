@@ -3,11 +3,13 @@
     PYTHONPATH=. python benchmarks/paper_memory_table.py --out benchmarks/paper_memory
 
 writes paper_memory.md (the table) and paper_memory.png; each estimate runs on fake tensors (seconds to
-minutes on a CPU, nothing allocated). Assumptions: nnunetv2_openvocab/memory_estimate/paper_table.py.
+minutes on a CPU, nothing allocated) and is kept in paper_memory.json, so a rerun computes only the missing
+ones. Assumptions: nnunetv2_openvocab/memory_estimate/paper_table.py.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -27,12 +29,17 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/paper_memory")
     out = Path(parser.parse_args().out)
     torch.set_num_threads(1)
+    done_file = out.with_suffix(".json")
+    done = json.loads(done_file.read_text()) if done_file.is_file() else {}
     rows = []
     for estimate in paper_estimates():
-        start = time.perf_counter()
-        peak = fake_peak(estimate.block) / GIB
-        rows.append((estimate, peak, time.perf_counter() - start))
-        print(f"{estimate.rows} | {estimate.stage} | {estimate.flags} | {peak:.1f} GiB | {rows[-1][2]:.0f} s", flush=True)
+        key = f"{estimate.rows} | {estimate.stage} | {estimate.flags}"
+        if key not in done:
+            start = time.perf_counter()
+            done[key] = [fake_peak(estimate.block) / GIB, time.perf_counter() - start]
+            done_file.write_text(json.dumps(done, indent=1, ensure_ascii=False))
+        rows.append((estimate, *done[key]))
+        print(f"{key} | {rows[-1][1]:.1f} GiB | {rows[-1][2]:.0f} s", flush=True)
     lines = ["| rows | stage | flags | peak GiB | fits GPU (GB) | estimate took |", "| --- | --- | --- | ---: | --- | ---: |"]
     lines += [f"| {e.rows} | {e.stage} | {e.flags or '-'} | {peak:.1f} | {fits(peak)} | {seconds:.0f} s |"
               for e, peak, seconds in rows]

