@@ -45,7 +45,7 @@ def main() -> None:
               for e, peak, seconds in rows]
     lines.append(f"\nInference also holds {inference_host_gib():.1f} GiB of blended sums in host memory.")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    labels = [f"{e.rows} {e.stage.split(',')[0]} {e.flags}".strip() for e, _, _ in rows]
+    labels = [f"{e.rows} {e.stage.split(' (')[0]} {e.flags}".strip() for e, _, _ in rows]
     figure, axes = plt.subplots(figsize=(11, 0.38 * len(rows) + 1.5))
     axes.barh(range(len(rows)), [peak for _, peak, _ in rows], color="tab:blue")
     for size in GPU_SIZES_GB:
@@ -55,7 +55,7 @@ def main() -> None:
     axes.invert_yaxis()
     axes.set_xscale("log")
     axes.set_xlabel("estimated peak device memory per process (GiB, log scale)")
-    axes.set_title("OpenVocabCT at --preset paper: STU-Net L, 220^3 pretraining (batch 32), 128^3 fine-tuning")
+    axes.set_title("--preset paper, STU-Net L: 220^3 pretraining (batch 32), 128^3 training")
     figure.tight_layout()
     figure.savefig(out.with_suffix(".png"), dpi=110)
 
