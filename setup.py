@@ -58,6 +58,7 @@ setup(
             "nnUNetv2_openvocab_demo = nnunetv2_openvocab.commands.demo:main",
             "nnUNetv2_openvocab_serve = nnunetv2_openvocab.commands.serve:main",
             "nnUNetv2_openvocab_pretrain = nnunetv2_openvocab.commands.pretrain:main",
+            "nnUNetv2_openvocab_estimate_memory = nnunetv2_openvocab.commands.estimate_memory:main",
             "nnUNetv2_openvocab_convert = nnunetv2_openvocab.commands.convert:main",
             "nnUNetv2_openvocab_merge = nnunetv2_openvocab.commands.merge:main",
             "nnUNetv2_openvocab_curate_captions = nnunetv2_openvocab.commands.curate_captions:main",

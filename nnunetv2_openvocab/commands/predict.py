@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--continue_prediction", "--c", action="store_true",
                         help="skip cases whose outputs all exist")
     parser.add_argument("--verbose", action="store_true")
+    parser.add_argument("--estimate-memory", action="store_true",
+                        help="print the peak device memory of one sliding-window tile for these prompts and exit")
     return parser
 
 
@@ -97,6 +99,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.estimate_memory:
+        from nnunetv2_openvocab.memory_estimate.estimates import estimate_prediction
+
+        with exit_on_user_error(parser.prog, traceback=args.verbose):
+            print(estimate_prediction(model_folder_from_args(args, parser), parse_folds(args.f), args.chk,
+                                      args.prompts, not args.disable_tta))
+        return
     if (args.i is None) == (args.prompts_file is None):
         parser.error("give the images either with -i or with --prompts-file")
     with exit_on_user_error(parser.prog, traceback=args.verbose):

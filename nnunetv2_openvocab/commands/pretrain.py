@@ -9,6 +9,7 @@ from typing import Optional, Type
 
 from nnunetv2_openvocab.paper_presets import PRETRAIN_PRESETS, apply_preset
 from nnunetv2_openvocab.user_errors import exit_on_user_error
+from nnunetv2_openvocab.pretraining.memory_arguments import add_memory_arguments, memory_options
 from nnunetv2_openvocab.pretraining.config import (
     LOSS_CHOICES, REPORT_SECTIONS, PreprocessingConfig, TrainConfig, config_from_dict, config_to_dict, load_config)
 
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--stop-after-steps", type=int, help="stop (with a checkpoint) after this many steps in total")
     train.add_argument("--device", default="cpu", help="cpu or cuda (each torchrun process takes cuda:LOCAL_RANK)")
     train.add_argument("--num-workers", type=int, default=2, help="preprocessing workers when encoding on the fly")
+    add_memory_arguments(train)
     _add_preprocessing_arguments(train)
 
     export = stages.add_parser("export", help="write the aligned checkpoint for the planner and trainer",
@@ -165,12 +167,18 @@ def _run_stage(args: argparse.Namespace) -> None:
                                  preprocessing or PreprocessingConfig(), args.plans, args.configuration,
                                  args.shard, args.num_shards, args.device, args.num_workers)
         print(f"cached {written} volumes into {args.out}")
+    elif args.stage == "train" and args.estimate_memory:
+        from nnunetv2_openvocab.memory_estimate.estimates import estimate_pretraining
+
+        print(estimate_pretraining(_config(TrainConfig, args.config, args), args.cache, args.encoder_checkpoint,
+                                   args.plans, args.configuration, preprocessing, args.device, memory_options(args)))
     elif args.stage == "train":
         from nnunetv2_openvocab.pretraining.train import train
 
         run = train(args.manifest, args.out, _config(TrainConfig, args.config, args), args.cache,
                     args.encoder_checkpoint, args.plans, args.configuration, preprocessing, args.device,
-                    args.resume, args.stop_after_steps, args.num_workers, args.random_image_encoder)
+                    args.resume, args.stop_after_steps, args.num_workers, args.random_image_encoder,
+                    memory_options(args))
         if os.environ.get("RANK", "0") == "0":  # once under torchrun
             print(f"run in {run}")
     else:

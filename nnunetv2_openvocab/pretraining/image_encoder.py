@@ -16,6 +16,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from nnunetv2_openvocab.network.checkpoint_loading import load_encoder_weights, read_checkpoint_state_dict
 from nnunetv2_openvocab.network.stunet import STUNet
@@ -31,18 +32,25 @@ class PooledImageEncoder(nn.Module):
     Holds the STUNet's `conv_blocks_context` under the same name, so its state dict has exactly the
     `conv_blocks_context.*` keys of STUNet checkpoints. It does not call `STUNet.encode`, which
     keeps every skip alive: at 220^3 the first stage alone is gigabytes that pooling never needs.
+    With `checkpoint_stages` each residual block of the stages keeps only its input when trained with
+    autograd and recomputes its activations in the backward pass (torch.utils.checkpoint; same gradients,
+    one more forward). Per block, not per stage: at one 220^3 sample STU-Net L's first stage alone holds
+    ~18 GB of activations, and a stage is only as cheap to recompute as its largest block.
     """
 
-    def __init__(self, network: STUNet):
+    def __init__(self, network: STUNet, checkpoint_stages: bool = False):
         super().__init__()
         self.conv_blocks_context = network.conv_blocks_context
         self.embedding_dim = network.dims[-1]
+        self.checkpoint_stages = checkpoint_stages
 
     def feature_map(self, volumes: torch.Tensor) -> torch.Tensor:
         """(B, C_in, X, Y, Z) -> the last stage's features (B, dims[-1], x, y, z)."""
         x = volumes
+        recompute = self.checkpoint_stages and torch.is_grad_enabled()
         for stage in self.conv_blocks_context:
-            x = stage(x)
+            for block in stage:  # a stage is a sequence of residual blocks
+                x = checkpoint(block, x, use_reentrant=False) if recompute else block(x)
         return x
 
     def forward(self, volumes: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,7 @@
 """The trained model and one forward/backward pass of the contrastive objective."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import torch
@@ -9,6 +10,7 @@ from torch import nn
 from nnunetv2_openvocab.pretraining.data import ContrastiveBatch, RegionSample
 from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder, encode_locked, region_features
 from nnunetv2_openvocab.pretraining.loss import ClipLoss
+from nnunetv2_openvocab.pretraining.memory_options import MemoryOptions
 from nnunetv2_openvocab.pretraining.text_tower import ContrastiveTextTower
 
 
@@ -60,16 +62,24 @@ class ContrastiveModel(nn.Module):
         return torch.cat(features), self.text_tower(texts)
 
 
+def embed(model: nn.Module, batch: ContrastiveBatch, device: torch.device,
+          options: MemoryOptions = MemoryOptions()) -> tuple[Optional[torch.Tensor], ...]:
+    """The model's five features of `batch` (images: embeddings or volumes), float32 whatever the autocast."""
+    with options.autocast(device):
+        features = model(batch.images.to(device), batch.reports, batch.captions, batch.regions)
+    return tuple(None if feature is None else feature.float() for feature in features)
+
+
 def forward_backward(model: nn.Module, loss_fn: ClipLoss, batch: ContrastiveBatch, device: torch.device,
-                     locked_image_encoder: Optional[nn.Module] = None) -> dict[str, float]:
+                     locked_image_encoder: Optional[nn.Module] = None,
+                     options: MemoryOptions = MemoryOptions()) -> dict[str, float]:
     """Losses of one (local) batch, back-propagated; returns {"loss": total, <named losses>} as floats.
 
     `locked_image_encoder` turns volumes into embeddings first (on-the-fly encoding without a cache).
     """
-    images = batch.images.to(device)
     if locked_image_encoder is not None:
-        images = encode_locked(locked_image_encoder, images, device)
-    losses = loss_fn(*model(images, batch.reports, batch.captions, batch.regions))
+        batch = replace(batch, images=encode_locked(locked_image_encoder, batch.images, device))
+    losses = loss_fn(*embed(model, batch, device, options))
     total = torch.stack(list(losses.values())).sum()
     total.backward()
     return {"loss": total.item(), **{name: value.item() for name, value in losses.items()}}

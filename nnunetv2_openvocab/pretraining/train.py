@@ -31,6 +31,8 @@ from nnunetv2_openvocab.pretraining.image_side import ImageSide, cached_image_si
 from nnunetv2_openvocab.pretraining.loss import build_loss
 from nnunetv2_openvocab.pretraining.manifest import (
     ManifestEntry, read_manifest, require_captions_for_mgcl, split_train_validation, with_report_section)
+from nnunetv2_openvocab.pretraining.gradient_cache import cached_forward_backward
+from nnunetv2_openvocab.pretraining.memory_options import MemoryOptions
 from nnunetv2_openvocab.pretraining.model import ContrastiveModel, forward_backward
 from nnunetv2_openvocab.pretraining.optimization import build_optimizer, warmup_cosine_schedule
 from nnunetv2_openvocab.pretraining.retrieval import retrieval_recall
@@ -97,8 +99,8 @@ class ContrastiveTraining:
     """One run's model, optimiser and position in the global batch order; `run` trains up to a step."""
 
     def __init__(self, config: TrainConfig, out: Path, context: DistributedContext, train_entries: list[ManifestEntry],
-                 validation: list[ManifestEntry], image_side: ImageSide):
-        self.config, self.out, self.context = config, out, context
+                 validation: list[ManifestEntry], image_side: ImageSide, memory: MemoryOptions = MemoryOptions()):
+        self.config, self.out, self.context, self.memory = config, out, context, memory
         self.validation, self.image_side = validation, image_side
         torch.manual_seed(config.seed)  # the projection's initialisation
         text_tower = build_text_tower(config, image_side.info.embedding_dim, context.device)
@@ -106,6 +108,8 @@ class ContrastiveTraining:
         if image_side.encoder is not None and not config.unlock_image_encoder:
             self.locked_encoder = lock(image_side.encoder).to(context.device)
         trainable_encoder = image_side.encoder if config.unlock_image_encoder else None
+        if trainable_encoder is not None:
+            trainable_encoder.checkpoint_stages = memory.checkpoint_activations
         self.model = ContrastiveModel(text_tower, trainable_encoder).to(context.device)
         self.loss_fn = build_loss(config, context.rank, context.world_size).to(context.device)
         self.optimizer = build_optimizer(config, self.model, self.loss_fn)
@@ -181,6 +185,14 @@ class ContrastiveTraining:
             logger.info("Epoch %d validation: %s", epoch, json.dumps(recall))
         self.run_log.flush(plot=False)
 
+    def losses_and_gradients(self, parallel_model: torch.nn.Module, batch) -> dict[str, float]:
+        """One batch forward and backward, in micro-batches when --micro-batch splits it."""
+        if self.memory.micro_batch is not None and self.memory.micro_batch < len(batch.reports):
+            return cached_forward_backward(parallel_model, self.loss_fn, batch, self.context.device, self.memory,
+                                           self.locked_encoder)
+        return forward_backward(parallel_model, self.loss_fn, batch, self.context.device, self.locked_encoder,
+                                self.memory)
+
     def run(self, last_step: int, num_workers: int) -> None:
         """Train until step `last_step`, then checkpoint; `num_workers` preprocess volumes encoded on the fly."""
         parallel_model = sum_gradients(self.model, self.context)
@@ -195,8 +207,7 @@ class ContrastiveTraining:
                                 generator=torch.Generator().manual_seed(self.config.seed + epoch))
             tick = time.perf_counter()
             for batch in loader:
-                losses = forward_backward(parallel_model, self.loss_fn, batch, self.context.device,
-                                          self.locked_encoder)
+                losses = self.losses_and_gradients(parallel_model, batch)
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
@@ -222,13 +233,16 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
           cache: Optional[str | Path] = None, encoder_checkpoint: Optional[str | Path] = None,
           plans: Optional[str | Path] = None, configuration: str = "3d_fullres",
           preprocessing: Optional[PreprocessingConfig] = None, device: str = "cpu", resume: bool = False,
-          stop_after_steps: Optional[int] = None, num_workers: int = 2, random_image_encoder: bool = False) -> Path:
+          stop_after_steps: Optional[int] = None, num_workers: int = 2, random_image_encoder: bool = False,
+          memory: MemoryOptions = MemoryOptions()) -> Path:
     """Train (or with resume=True continue) the run in `out`; returns `out`.
 
     Image embeddings come from `cache`, or from `encoder_checkpoint` (nnU-Net model) encoding the volumes
     on the fly with `preprocessing`, or with `random_image_encoder` from the STUNet of `plans`, randomly
     initialised (seeded by config.seed) and trained (config.unlock_image_encoder). `stop_after_steps` ends
-    the call after that many steps in total, with a checkpoint to resume from. Under torchrun every process calls this with the same arguments.
+    the call after that many steps in total, with a checkpoint to resume from. `memory` sets micro-batches,
+    bf16 autocast and activation checkpointing (see memory_options.py). Under torchrun every process calls
+    this with the same arguments.
     """
     context = init_distributed(device)
     out = Path(out)
@@ -238,7 +252,7 @@ def train(manifest: str | Path, out: str | Path, config: Optional[TrainConfig] =
     train_entries, validation = split_train_validation(entries, config.val_fraction)
     image_side = _image_side(config, cache, encoder_checkpoint, plans, configuration, preprocessing,
                              train_entries, validation, random_image_encoder)
-    training = ContrastiveTraining(config, out, context, train_entries, validation, image_side)
+    training = ContrastiveTraining(config, out, context, train_entries, validation, image_side, memory)
     if resume:
         training.restore()
     else:
