@@ -157,7 +157,7 @@ def run_ours(model_folder: Path, inputs: Path, output: Path, readout: type, mirr
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(predictor, "choose_readout", lambda network, embeddings, num_folds=1: readout(network, embeddings))
         predict_entry.main(["-i", str(inputs), "-o", str(output), "-m", str(model_folder), "-f", "all", "-chk",
-                            CHECKPOINT, "-device", "cpu", "--grounding", "text", "--save_probabilities",
+                            CHECKPOINT, "-device", "cpu", "--grounding", "text", "--save_probabilities", "--no-side-check",
                             "--disable_progress_bar"] + ([] if mirroring else ["--disable_tta"]))
 
 

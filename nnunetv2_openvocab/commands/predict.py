@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prompt embedding bank from nnUNetv2_openvocab_embed: no text encoder is loaded")
     parser.add_argument("--continue_prediction", "--c", action="store_true",
                         help="skip cases whose outputs all exist")
+    parser.add_argument("--no-side-check", dest="side_check", action="store_false",
+                        help="do not check that sided answers lie on their side of the patient: the network's raw "
+                             "masks, equal to nnU-Net's predictor's (for baseline comparisons; default: checked)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--estimate-memory", action="store_true",
                         help="print the peak device memory of one sliding-window tile for these prompts and exit")
@@ -117,7 +120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                              args.continue_prediction, args.far_threshold, not args.disable_progress_bar,
                              grounding=args.grounding, grounding_threshold=args.grounding_threshold,
                              embedding_bank=args.embeddings, part=CasePart(args.num_parts, args.part_id),
-                             workers=Workers(args.npp, args.nps))
+                             workers=Workers(args.npp, args.nps), side_check=args.side_check)
     print(run.report.to_text())
     print(presence_summary(run.report.presence))
     side_checks = side_check_summary(run.report.side_checks)

@@ -102,7 +102,8 @@ def predict_case(predictor: OpenVocabPredictor, job: PredictionJob, case: Prepro
     checks of the prompts that name a side."""
     plans_reader_writer = predictor.model.plans_manager.image_reader_writer_class
     answers = predictor.answers_from_preprocessed(case.take_data(), case.properties, job.prompts,
-                                                  options.save_probabilities, case.frame)
+                                                  options.save_probabilities,
+                                                  case.frame if predictor.side_check else None)
     dicom = dicom_writer(options.output_type, job.case.sources[0], job.prompts, output_folder, job.case.case_id,
                          predictor.model.folder.name)
     writer = CaseOutputWriter(output_folder, job.case.case_id, job.prompts, ending,
@@ -126,7 +127,7 @@ def run_settings(predictor: OpenVocabPredictor, jobs: Sequence[PredictionJob], o
             "mirror_axes": list(model.mirror_axes) if (predictor.use_mirroring and model.mirror_axes) else None,
             "device": str(predictor.device), "text_encoder": model.spec.text_encoder,
             "grounding": predictor.grounding, "grounding_threshold": predictor.grounding_threshold,
-            "grounding_held_out": list(predictor.held_out_prompts),
+            "grounding_held_out": list(predictor.held_out_prompts), "side_check": predictor.side_check,
             "embedding_bank": predictor.embedding_bank_path,
             "outputs": {"combined": options.combined, "statistics": options.statistics, "preview": options.preview,
                         "save_probabilities": options.save_probabilities, "output_type": options.output_type},

@@ -58,7 +58,8 @@ class OpenVocabPredictor:
     def __init__(self, tile_step_size: float = DEFAULT_STEP_SIZE, use_mirroring: bool = True,
                  device: Optional[torch.device] = None, show_progress: bool = True,
                  embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
-                 grounding_threshold: float = MATCH_THRESHOLD, held_out_prompts: Sequence[str] = ()):
+                 grounding_threshold: float = MATCH_THRESHOLD, held_out_prompts: Sequence[str] = (),
+                 side_check: bool = True):
         self.tile_step_size = tile_step_size
         self.use_mirroring = use_mirroring
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,6 +67,8 @@ class OpenVocabPredictor:
         self.embedding_cache_root = embedding_cache_root
         self.grounding, self.grounding_threshold = grounding, grounding_threshold
         self.held_out_prompts = tuple(held_out_prompts)  # grounding's held-out option (prompts/grounding.py)
+        # off only to compare the network's raw masks with nnU-Net's predictor (patient_side: sided answers unchecked)
+        self.side_check = side_check
         self._model: Optional[TrainedModel] = None
         self._cache: Optional[PromptEmbeddingCache] = None
         self._bank: Optional[EmbeddingBank] = None
@@ -168,7 +171,7 @@ class OpenVocabPredictor:
         """Yield (prompt index, uint8 mask in the input's array layout), one prompt at a time.
 
         ``data`` (C, *spatial) and ``properties`` as returned by the plans' reader (read_case)."""
-        frame = patient_frame(data[0], properties)
+        frame = patient_frame(data[0], properties) if self.side_check else None
         return self.masks_from_preprocessed(self.preprocess(data, properties), properties, prompts, frame)
 
     def masks_from_preprocessed(self, preprocessed: np.ndarray, properties: dict, prompts: Sequence[str],

@@ -28,12 +28,13 @@ def run_prediction(model_folder: Union[str, Path], output_folder: Union[str, Pat
                    embedding_cache_root: Optional[Union[str, Path]] = None, grounding: str = "auto",
                    grounding_threshold: float = MATCH_THRESHOLD,
                    embedding_bank: Optional[Union[str, Path]] = None, part: CasePart = CasePart(),
-                   workers: Workers = Workers(), held_out_prompts: Sequence[str] = ()) -> PredictionRun:
+                   workers: Workers = Workers(), held_out_prompts: Sequence[str] = (),
+                   side_check: bool = True) -> PredictionRun:
     """Load the model and predict; ``embedding_cache_root`` defaults to $nnUNet_openvocab_cache; with
     ``embedding_bank`` (an nnUNetv2_openvocab_embed file) the text encoder is never loaded; ``held_out_prompts``
     withdraws an evaluated set's texts from grounding's taxonomy look-up (prompts/grounding.py)."""
     predictor = OpenVocabPredictor(step_size, use_mirroring, device, show_progress, embedding_cache_root, grounding,
-                                   grounding_threshold, held_out_prompts)
+                                   grounding_threshold, held_out_prompts, side_check)
     predictor.initialize_from_trained_model_folder(model_folder, folds, checkpoint_name)
     if embedding_bank is not None:
         predictor.use_embedding_bank(embedding_bank)
