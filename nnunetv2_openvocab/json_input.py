@@ -15,7 +15,7 @@ from nnunetv2_openvocab.user_errors import UserError
 PairsHook = Optional[Callable[[list], Any]]
 
 
-class JsonInputError(UserError):
+class JsonInputError(UserError, ValueError):
     """A JSON input that cannot be read or parsed; the message names the file and the fix."""
 
 

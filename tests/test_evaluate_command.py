@@ -156,7 +156,7 @@ def test_bad_inputs_exit_with_a_clear_message(dataset, tmp_path):
     not_json.write_text("{prompts: [")
     common = ["-ref", str(root / "labels"), "-pred", str(root / "pred"), "-dj", str(root / "dataset.json"),
               "-o", str(tmp_path / "out"), "-np", "1"]
-    with pytest.raises(SystemExit, match="set.json is not valid JSON"):
+    with pytest.raises(SystemExit, match="set.json: not valid JSON"):
         main(common + ["--prompts-file", str(not_json)])
     unknown_target = tmp_path / "unknown.json"
     unknown_target.write_text(json.dumps({"prompts": [{"prompt": "kidneys", "targets": ["kidneys"]}]}))
