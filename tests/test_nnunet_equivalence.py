@@ -106,6 +106,12 @@ def stock_weight_sums(network_shape: Sequence[int], patch_size: Sequence[int], o
     return ndimage.zoom(weights, [o / n for o, n in zip(original_shape, network_shape)], order=0, mode="nearest", grid_mode=True)
 
 
+def dice_or_agreement(ours: np.ndarray, stock: np.ndarray) -> float:
+    """Dice of two masks; 1.0 when both are empty (a structure outside a crop is an agreement, not 0/0)."""
+    total = int(ours.sum()) + int(stock.sum())
+    return 2 * float(np.sum(ours & stock)) / total if total else 1.0
+
+
 def compare(stock_folder: Path, our_folder: Path, case: str, prompts: Dict[str, str],
             stock_precise: np.ndarray) -> Comparison:
     stock_map = sitk.GetArrayFromImage(sitk.ReadImage(str(stock_folder / f"{case}.nii.gz")))
@@ -113,10 +119,8 @@ def compare(stock_folder: Path, our_folder: Path, case: str, prompts: Dict[str, 
     masks = np.stack([sitk.GetArrayFromImage(sitk.ReadImage(str(our_folder / prompt_file_name(case, p)))) > 0
                       for p in prompts.values()])
     stock_masks = np.stack([stock_map == k + 1 for k in range(len(prompts))])
-    dice = {name: 2 * np.sum(masks[k] & (reference[k] > 0)) / (masks[k].sum() + np.sum(reference[k] > 0))
-            for k, name in enumerate(prompts)}
-    label_map_dice = {name: 2 * np.sum(masks[k] & stock_masks[k]) / (masks[k].sum() + stock_masks[k].sum())
-                      for k, name in enumerate(prompts)}
+    dice = {name: dice_or_agreement(masks[k], reference[k] > 0) for k, name in enumerate(prompts)}
+    label_map_dice = {name: dice_or_agreement(masks[k], stock_masks[k]) for k, name in enumerate(prompts)}
     # a decision differs where our mask k disagrees with l_k > 0, or stock's label (background) is outside our masks
     # (inside one of them); its margin is how far stock's deciding logit lies from 0
     label = np.maximum(stock_map, 1)[None] - 1  # stock's label as a channel index (any channel for background)

@@ -3,6 +3,7 @@ into the same output folder (which must have used the same model and sliding-win
 from __future__ import annotations
 
 import fcntl
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -12,7 +13,6 @@ from nnunetv2_openvocab.json_input import read_json_file
 from nnunetv2_openvocab.output_folder import OutputFolderError
 
 SETTINGS_FILE = "prediction_settings.json"
-LOCK_FILE = ".prediction_records.lock"  # hidden: case discovery and folder listings skip it
 # settings that must agree for two runs to share one output folder (their cases and reports are merged)
 SHARED_SETTINGS = ("model_folder", "trainer", "folds", "patch_size", "tile_step_size", "mirror_axes", "text_encoder")
 
@@ -40,15 +40,16 @@ def merged_settings(path: Path, settings: dict) -> dict:
 
 @contextmanager
 def locked_records(folder: Path) -> Iterator[None]:
-    """Hold the output folder's lock (POSIX ``flock``): runs predicting into one -o at the same time take turns
-    to read, merge and write the shared records, so no run's cases are lost."""
+    """Hold the output folder's lock (POSIX ``flock`` on the folder itself, so no lock file lands among the
+    outputs): runs predicting into one -o at the same time take turns to read, merge and write the shared records,
+    so no run's cases are lost."""
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # closing releases the lock
 
 
 def record_settings(folder: Path, settings: dict) -> dict:
