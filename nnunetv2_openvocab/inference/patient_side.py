@@ -195,7 +195,7 @@ def side_check_summary(per_case: Mapping[str, Mapping[str, SideCheck]]) -> Optio
     flagged = "; ".join(f"'{prompt}' in {case} {check.status}" for case, prompt, check in checks
                         if check.status != PASSED)
     passed = sum(check.status == PASSED for _, _, check in checks)
-    return (f"Side check: {passed} of {len(checks)} sided answers lie on their side of the patient"
+    return (f"Side check: {passed} of {len(checks)} sided answers checked and on their side of the patient"
             + (f"; {flagged} (see prompt_report.md)" if flagged else "."))
 
 
