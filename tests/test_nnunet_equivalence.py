@@ -45,6 +45,9 @@ MAX_NEAR_TIE_SHARE = 1e-3  # of the foreground
 LOGIT_TOLERANCE = 0.02
 FLOAT16_RESOLUTION = 0.005  # our float16 probability "provides" a logit where rounding moves it by at most this
 MIN_DICE = 0.999
+# one near-tie voxel moves the Dice of a mask smaller than this by more than 1 - MIN_DICE (a structure cut by the
+# crop's edge); such masks are held to the near-tie rule of test_masks_equal_nnunet_except_at_near_ties instead
+MIN_VOXELS_FOR_DICE = 1000
 CHECKPOINT = "checkpoint_final.pth"
 CROP_1P5MM = (slice(25, 97), slice(15, 87), slice(40, 112))  # SimpleITK (x, y, z), 72^3 at 3 mm: the upper abdomen
 # nnU-Net's float16 sums round every tile's weighted logit by up to 2^-11 of |l| times the summed weights, so its own
@@ -59,6 +62,7 @@ class Comparison:
     """Ours against stock for one case: per-label Dice, voxels whose decision differs, logit differences."""
 
     dice: Dict[str, float]  # our mask k against stock's decision l_k > 0 (sigmoid > 0.5, as ours)
+    stock_voxels: Dict[str, int]  # voxels of stock's decision l_k > 0 per label
     label_map_dice: Dict[str, float]  # our mask k against stock's label map == k (its argmax)
     foreground: int  # stock's label map
     mismatches: int  # voxels of masks or label map that differ from stock's
@@ -120,6 +124,7 @@ def compare(stock_folder: Path, our_folder: Path, case: str, prompts: Dict[str, 
                       for p in prompts.values()])
     stock_masks = np.stack([stock_map == k + 1 for k in range(len(prompts))])
     dice = {name: dice_or_agreement(masks[k], reference[k] > 0) for k, name in enumerate(prompts)}
+    stock_voxels = {name: int(np.sum(reference[k] > 0)) for k, name in enumerate(prompts)}
     label_map_dice = {name: dice_or_agreement(masks[k], stock_masks[k]) for k, name in enumerate(prompts)}
     # a decision differs where our mask k disagrees with l_k > 0, or stock's label (background) is outside our masks
     # (inside one of them); its margin is how far stock's deciding logit lies from 0
@@ -133,7 +138,7 @@ def compare(stock_folder: Path, our_folder: Path, case: str, prompts: Dict[str, 
                                                          for p in prompts.values()]))
     provided = (resolution <= FLOAT16_RESOLUTION) & (np.abs(reference) <= STOCK_LOGIT_RANGE) & stock_precise
     difference = np.abs(our_logits - reference)[provided]
-    return Comparison(dice, label_map_dice, int(np.count_nonzero(stock_map)), int(margins.size),
+    return Comparison(dice, stock_voxels, label_map_dice, int(np.count_nonzero(stock_map)), int(margins.size),
                       int(np.sum(margins < NEAR_TIE)), float(margins.max(initial=0)), int(np.sum(masks.sum(0) > 1)),
                       int(difference.size), float(difference.max()), float(difference.mean()))
 
@@ -227,7 +232,10 @@ def test_masks_equal_nnunet_except_at_near_ties(predictions, setting):
 
 @pytest.mark.parametrize("setting", SETTINGS)
 def test_dice_against_nnunet_per_label(predictions, setting):
-    assert min(predictions[setting].dice.values()) >= MIN_DICE, predictions[setting]
+    found = predictions[setting]
+    measured = [name for name, voxels in found.stock_voxels.items() if voxels >= MIN_VOXELS_FOR_DICE]
+    assert measured, found
+    assert min(found.dice[name] for name in measured) >= MIN_DICE, found
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
