@@ -53,6 +53,7 @@ setup(
             "nnUNetv2_openvocab_embed = nnunetv2_openvocab.commands.embed:main",
             "nnUNetv2_openvocab_evaluate = nnunetv2_openvocab.commands.evaluate:main",
             "nnUNetv2_openvocab_eval_unseen = nnunetv2_openvocab.commands.eval_unseen:main",
+            "nnUNetv2_openvocab_eval_transfer = nnunetv2_openvocab.commands.eval_transfer:main",
             "nnUNetv2_openvocab_reproduce = nnunetv2_openvocab.commands.reproduce:main",
             "nnUNetv2_openvocab_compare = nnunetv2_openvocab.commands.compare:main",
             "nnUNetv2_openvocab_demo = nnunetv2_openvocab.commands.demo:main",
