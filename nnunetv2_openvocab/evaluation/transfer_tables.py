@@ -1,5 +1,5 @@
 """Tables IX (FLARE22) and X (SegTHOR) of OpenVocabCT: their commands at paper and smoke scale, and the table in the
-paper's layout (markdown and CSV) with the published values (data/paper_published_values.json) beside this run's.
+paper's layout (markdown and CSV) with the published values (data/paper_published_transfer_baseline.json) beside this run's.
 
 For the ``reproduce`` runner: ``transfer_commands(table, scale, out, model_folder)`` gives the ordered argv lists
 (convert the target dataset, then ``eval_transfer``); at smoke scale ``prepare_smoke_inputs(table, out)`` first
@@ -18,7 +18,7 @@ from nnunetv2_openvocab.atomic_files import write_text_atomic
 from nnunetv2_openvocab.evaluation.challenge_replicas import write_challenge_replica
 from nnunetv2_openvocab.json_input import read_json_file
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper_published_values.json"
+PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper_published_transfer_baseline.json"
 # the paper's model (README, "Reproducing the paper": row 6 of Table VIII, trained on TotalSegmentator v1 only)
 PAPER_MODEL = ("$nnUNet_results/Dataset291_TotalSegmentatorV1/"
                "nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts__nnUNetPlans_OpenVocabCT__3d_fullres")
