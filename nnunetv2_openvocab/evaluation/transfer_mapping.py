@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Dict, List, Mapping, Optional, Sequence
 
 from nnunetv2_openvocab.evaluation.prompt_sets import structure_label_names
+from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.structure_lookup import find_structure
 from nnunetv2_openvocab.prompts.taxonomy import Taxonomy, load_taxonomy
 
@@ -40,7 +41,7 @@ class LabelMapping:
         return {**asdict(self), "model_labels": list(self.model_labels), "mappable": self.mappable}
 
 
-def _structure_of(label: str, target_prompts: Mapping, taxonomy: Taxonomy) -> Optional[str]:
+def _structure_of(label: str, target_prompts: Mapping[str, tuple], taxonomy: Taxonomy) -> Optional[str]:
     for text in (label, *target_prompts.get(label, ())[:1]):
         match = find_structure(text, taxonomy)
         if match is not None:
@@ -64,7 +65,7 @@ def map_labels(target_dataset: Mapping, model_dataset: Mapping,
     model trained on ``model_dataset`` (the model folder's dataset.json)."""
     taxonomy = taxonomy or load_taxonomy()
     learnt = model_structures(structure_label_names(model_dataset), taxonomy)
-    target_prompts = target_dataset.get("text_prompts") or {}
+    target_prompts = TrainingPrompts.from_dataset_json(target_dataset, skip_unprompted=True).prompts_by_label
     mappings = []
     for label in structure_label_names(target_dataset):
         structure = _structure_of(label, target_prompts, taxonomy)
