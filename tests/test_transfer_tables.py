@@ -117,3 +117,17 @@ def test_smoke_run_maps_scores_and_lays_out_the_paper_table(smoke_runs, table):
     markdown = (folder / f"table_{table}.md").read_text(encoding="utf-8")
     assert markdown.startswith(f"Table {table}.") and "| OpenVocabCT (paper) |" in markdown
     assert (folder / f"table_{table}.csv").read_text(encoding="utf-8").splitlines()[0] == ",".join(built["header"])
+
+
+def test_bad_target_or_nothing_to_map_is_one_line(trained_openvocab_model, tmp_path, capsys):
+    common = ["-m", str(trained_openvocab_model.model_folder), "-i", str(tmp_path), "-ref", str(tmp_path),
+              "-o", str(tmp_path / "out")]
+    with pytest.raises(SystemExit) as missing:
+        run(["nnUNetv2_openvocab_eval_transfer", *common, "-dj", str(tmp_path / "nowhere.json")])
+    assert str(missing.value.code).startswith("nnUNetv2_openvocab_eval_transfer: error:") and \
+        "nowhere.json" in str(missing.value.code)
+    (tmp_path / "thorax.json").write_text(json.dumps({**labels("trachea"), "file_ending": ".nii.gz"}))
+    with pytest.raises(SystemExit) as nothing:
+        run(["nnUNetv2_openvocab_eval_transfer", *common, "-dj", str(tmp_path / "thorax.json")])
+    assert "No label of" in str(nothing.value.code) and "'trachea', 'not learnt by the model'" in str(nothing.value.code)
+    assert "\n" not in str(nothing.value.code) and not list((tmp_path / "out").glob("*"))
