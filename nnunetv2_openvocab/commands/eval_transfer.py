@@ -13,7 +13,7 @@ from nnunetv2_openvocab.commands.prediction_arguments import (add_grounding_argu
                                                               parse_folds)
 from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.transfer import evaluate_transfer, transfer_markdown
-from nnunetv2_openvocab.evaluation.transfer_tables import PAPER_TABLES, write_paper_table
+from nnunetv2_openvocab.evaluation.transfer_tables import PAPER_TABLES
 from nnunetv2_openvocab.user_errors import exit_on_user_error
 
 EPILOG = """\
@@ -57,9 +57,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         summary = evaluate_transfer(args.m, args.i, args.ref, args.dj, args.o, parse_folds(args.f), args.chk,
                                     args.step_size, not args.disable_tta, torch.device(args.device), args.grounding,
                                     args.grounding_threshold, args.tolerance_mm, args.np,
-                                    not args.disable_progress_bar)
-        if args.paper_table:
-            summary["output_files"].update(write_paper_table(args.paper_table, summary, args.o))
+                                    not args.disable_progress_bar, args.paper_table)
     print(transfer_markdown(summary))
     for kind, path in summary["output_files"].items():
         print(f"{kind:>9}: {path}")

@@ -1,4 +1,4 @@
-"""Command-line flags shared by ``nnUNetv2_openvocab_predict`` and ``nnUNetv2_openvocab_eval_unseen`` (nnU-Net's
+"""Command-line flags shared by ``nnUNetv2_openvocab_predict``, ``_eval_unseen`` and ``_eval_transfer`` (nnU-Net's
 names), and the model folder they name."""
 from __future__ import annotations
 

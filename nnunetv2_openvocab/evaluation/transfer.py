@@ -22,6 +22,7 @@ from nnunetv2_openvocab.evaluation.metrics import DEFAULT_TOLERANCE_MM
 from nnunetv2_openvocab.evaluation.report_writers import percent, write_json
 from nnunetv2_openvocab.evaluation.summary import METRICS
 from nnunetv2_openvocab.evaluation.transfer_mapping import map_labels, transfer_prompt_set
+from nnunetv2_openvocab.evaluation.transfer_tables import write_paper_table
 from nnunetv2_openvocab.inference.model_loading import DEFAULT_CHECKPOINT, Fold
 from nnunetv2_openvocab.inference.run_prediction import run_prediction
 from nnunetv2_openvocab.output_folder import check_output_folder
@@ -60,9 +61,11 @@ def evaluate_transfer(model_folder: Union[str, Path], images: Union[str, Path], 
                       step_size: float = DEFAULT_STEP_SIZE, use_mirroring: bool = True,
                       device: Optional[torch.device] = None, grounding: str = "text",
                       grounding_threshold: float = MATCH_THRESHOLD, tolerance_mm: float = DEFAULT_TOLERANCE_MM,
-                      num_processes: int = default_num_processes, show_progress: bool = True) -> Dict:
+                      num_processes: int = default_num_processes, show_progress: bool = True,
+                      paper_table: Optional[str] = None) -> Dict:
     """Map, predict and score; returns the summary also written as ``transfer_summary.json`` (keys settings, labels
-    (one row per target label, unmappable ones with their reason and no scores), unmappable, mean, output_files)."""
+    (one row per target label, unmappable ones with their reason and no scores), unmappable, mean, output_files).
+    ``paper_table`` ("IX" or "X") also writes that table in the paper's layout (``transfer_tables``)."""
     output_folder = check_output_folder(output_folder)
     target, target_source = load_dataset_json(target_dataset_json)
     model_dataset, _ = load_dataset_json(Path(model_folder) / "dataset.json")
@@ -90,4 +93,6 @@ def evaluate_transfer(model_folder: Union[str, Path], images: Union[str, Path], 
     summary["output_files"] = {kind: str(path) for kind, path in files.items()}
     write_json(summary, files["json"])
     write_text_atomic(files["markdown"], transfer_markdown(summary))
+    if paper_table is not None:
+        summary["output_files"].update(write_paper_table(paper_table, summary, output_folder))
     return summary
