@@ -22,6 +22,7 @@ from typing import Dict, List, Mapping, Tuple, Union
 
 from nnunetv2_openvocab.atomic_files import write_text_atomic
 from nnunetv2_openvocab.evaluation.compare_writers import OUTPUT_FILES
+from nnunetv2_openvocab.evaluation.report_writers import percent
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.json_input import read_json_file
 
@@ -114,10 +115,6 @@ def _all_prompts(comparison: Mapping) -> Dict[str, Mapping]:
     return {row["metric"]: row for row in comparison["rows"] if row["level"] == "all"}
 
 
-def _cell(value) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
-
-
 def _p(value) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.3g}"
 
@@ -143,7 +140,8 @@ def build_table_v(compare_folders: Mapping[str, Union[str, Path]]) -> Dict:
             for row in published["rows"]]
     rows.append(["nnUNet vs OpenVocabCT paired t-test p (paper)",
                  *published_cells(published["p_values_nnunet_vs_openvocab"], _p)])
-    rows += [["nnUNet (this run)", *run_cells("mean_a", _cell)], ["OpenVocabCT (this run)", *run_cells("mean_b", _cell)],
+    rows += [["nnUNet (this run)", *run_cells("mean_a", percent)],
+             ["OpenVocabCT (this run)", *run_cells("mean_b", percent)],
              ["nnUNet vs OpenVocabCT paired t-test p (this run)", *run_cells("t_pvalue", _p)],
              ["cases (this run)", *run_cells("n_cases", str)]]
     return {"title": f"Table V. {published['title']}; this run's means over cases of all prompts.",

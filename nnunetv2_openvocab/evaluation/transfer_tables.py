@@ -1,5 +1,6 @@
 """Tables IX (FLARE22) and X (SegTHOR) of OpenVocabCT: their commands at paper and smoke scale, and the table in the
-paper's layout (markdown and CSV) with the published values (data/paper_published_transfer_baseline.json) beside this run's.
+paper's layout (markdown and CSV) with the published values (data/paper_published_transfer_baseline.json) beside
+this run's.
 
 For the ``reproduce`` runner: ``transfer_commands(table, scale, out, model_folder)`` gives the ordered argv lists
 (convert the target dataset, then ``eval_transfer``); at smoke scale ``prepare_smoke_inputs(table, out)`` first
