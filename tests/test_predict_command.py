@@ -127,6 +127,9 @@ def test_continue_prediction_skips_finished_cases(prediction, trained_openvocab_
           "--prompts", *PROMPTS, "--combined", "--statistics", "--preview", "--continue_prediction"])
     assert "skipped 2 finished case(s)" in capsys.readouterr().out
     assert before == {p: p.stat().st_mtime_ns for p in output.glob("*.nii.gz")}
+    report = json.loads((output / "prompt_report.json").read_text(encoding="utf-8"))
+    assert sorted(report["presence"]) == ["ct", "ct_resampled"]  # the skipped cases' results stay in the report
+    assert report["presence"]["ct"]["liver"]["status"] == "present"
 
 
 def test_prompts_file_gives_per_image_prompts(trained_openvocab_model, tmp_path):

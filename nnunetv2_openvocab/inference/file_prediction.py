@@ -1,6 +1,7 @@
 """Prediction of files into an output folder: jobs checked up front, one part of the cases (-num_parts), background
 preprocessing and export (-npp/-nps), every output of a case written by ``CaseOutputWriter``, and the folder's
-shared records (``prediction_settings.json``, the prompt report) merged with earlier runs into the same folder.
+shared records (``prediction_settings.json`` with each finished case's results, and the prompt report rebuilt from
+them) merged with earlier and concurrent runs into the same folder.
 ``OpenVocabPredictor.predict_from_files`` is the public entry; the predictor itself knows nothing of files.
 """
 from __future__ import annotations
@@ -20,13 +21,16 @@ from nnunetv2_openvocab.inference.case_preprocessing import PreprocessedCase, re
 from nnunetv2_openvocab.inference.input_images import reader_writer_for, require_dicom_series
 from nnunetv2_openvocab.inference.outputs.case_outputs import (DICOM_WRITERS, CaseOutputWriter, OutputOptions,
                                                                check_case_outputs, dicom_writer, expected_files)
-from nnunetv2_openvocab.inference.outputs.prompt_report import FAR_THRESHOLD, PromptReport, write_prompt_report
+from nnunetv2_openvocab.inference.outputs.prompt_report import (FAR_THRESHOLD, REPORT_JSON, REPORT_MARKDOWN,
+                                                                PromptReport, write_prompt_report)
 from nnunetv2_openvocab.inference.outputs.dicom_sources import check_dicom_sources
-from nnunetv2_openvocab.inference.outputs.run_settings import SETTINGS_FILE, merged_settings, record_settings
+from nnunetv2_openvocab.inference.outputs.run_settings import (SETTINGS_FILE, locked_records, merged_settings,
+                                                               record_case_results, record_settings, recorded_results)
 from nnunetv2_openvocab.inference.patient_side import SideCheck
 from nnunetv2_openvocab.inference.presence import Presence
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, all_prompts
-from nnunetv2_openvocab.output_folder import check_inputs_outside, check_output_folder
+from nnunetv2_openvocab.json_input import read_json_file
+from nnunetv2_openvocab.output_folder import OutputFolderError, check_inputs_outside, check_output_folder
 
 if TYPE_CHECKING:  # the predictor calls into this module
     from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
@@ -65,10 +69,9 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
     settings = merged_settings(output_folder / SETTINGS_FILE, run_settings(predictor, jobs, options))
     prompts_of_run = all_prompts(jobs)
     predictor.embed([q for g in predictor.ground(prompts_of_run) for q in g.queries])
-    report = predictor.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
-                                                        for p in case["prompts"])), far_threshold)
-    run = PredictionRun(output_folder, report, write_prompt_report(report, output_folder))
     record_settings(output_folder, settings)
+    report = rebuilt_prompt_report(predictor, output_folder, far_threshold)
+    run = PredictionRun(output_folder, report, (output_folder / REPORT_JSON, output_folder / REPORT_MARKDOWN))
     todo = []
     for job in part.select(jobs):
         ending = job.case.output_ending(file_ending)
@@ -89,10 +92,33 @@ def predict_files(predictor: OpenVocabPredictor, inputs: Optional[Union[str, Pat
         for job, case in tqdm(prefetched(todo, load, preprocessing_processes), total=len(todo), desc="Cases",
                               unit="case", disable=not predictor.show_progress):
             case_id = job.case.case_id
-            run.written[case_id], report.presence[case_id], report.side_checks[case_id] = predict_case(
+            run.written[case_id], presence, side_checks = predict_case(
                 predictor, job, case, output_folder, job.case.output_ending(file_ending), options, export)
-    run.report_files = write_prompt_report(report, output_folder)  # now with the presence of every case
+            record_case_results(output_folder, case_id, {
+                prompt: {"presence": found.to_dict(),
+                         "side_check": side_checks[prompt].to_dict() if prompt in side_checks else None}
+                for prompt, found in presence.items()})
+    run.report = rebuilt_prompt_report(predictor, output_folder, far_threshold)  # now with this run's cases
     return run
+
+
+def rebuilt_prompt_report(predictor: OpenVocabPredictor, output_folder: Path, far_threshold: float) -> PromptReport:
+    """The folder's prompt report rebuilt from its records, under the folder's lock: every prompt and every finished
+    case's presence and side checks, whichever run (earlier, concurrent, or this one) predicted it."""
+    with locked_records(output_folder):
+        settings = read_json_file(output_folder / SETTINGS_FILE)
+        report = predictor.prompt_report(list(dict.fromkeys(p for case in settings["cases"].values()
+                                                            for p in case["prompts"])), far_threshold)
+        try:
+            for case_id, results in recorded_results(settings).items():
+                report.presence[case_id] = {prompt: Presence(**r["presence"]) for prompt, r in results.items()}
+                report.side_checks[case_id] = {prompt: SideCheck(**r["side_check"])
+                                               for prompt, r in results.items() if r["side_check"]}
+        except (AttributeError, KeyError, TypeError) as error:
+            raise OutputFolderError(f"the results recorded in {output_folder / SETTINGS_FILE} are damaged "
+                                    f"({error!r}); delete it (the masks stay usable) or predict into a new -o.") from None
+        write_prompt_report(report, output_folder)
+    return report
 
 
 def predict_case(predictor: OpenVocabPredictor, job: PredictionJob, case: PreprocessedCase, output_folder: Path,
