@@ -52,7 +52,7 @@ class RepeatedMicroSteps:
     """A MicroStepRunner for cached_forward_backward inside live_bytes.fake_peak (or real_peak)."""
 
     def __init__(self):
-        self.footprints: dict[tuple[str, int], list[Footprint]] = {}
+        self.last: dict[tuple[str, int], Footprint] = {}  # the last traced pass's footprint per kind and size
         self.settled: dict[tuple[str, int], tuple[Footprint, object]] = {}  # footprint, output shapes
 
     def __call__(self, kind: str, size: int, step: Callable[[], Result]) -> Result:
@@ -63,10 +63,9 @@ class RepeatedMicroSteps:
             tracker.peak = max(tracker.peak, tracker.current + transient)
             return _empty_like(shapes)
         result, footprint = _traced(tracker, step)
-        seen = self.footprints.setdefault(key, [])
-        if seen and seen[-1] == footprint and footprint[1] == _output_bytes(result):
+        if self.last.get(key) == footprint and footprint[1] == _output_bytes(result):
             self.settled[key] = (footprint, _shapes_of(result))
-        seen.append(footprint)
+        self.last[key] = footprint
         return result
 
 
