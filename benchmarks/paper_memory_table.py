@@ -3,8 +3,8 @@
     PYTHONPATH=. python benchmarks/paper_memory_table.py --out benchmarks/paper_memory
 
 writes paper_memory.md (the table) and paper_memory.png; each estimate runs on fake tensors (seconds to
-minutes on a CPU, nothing allocated) and is kept in paper_memory.json, so a rerun computes only the missing
-ones. Assumptions: nnunetv2_openvocab/memory_estimate/paper_table.py.
+about a minute on a loaded CPU, nothing allocated) and is kept in paper_memory.json, so a rerun computes only
+the missing ones. Assumptions: nnunetv2_openvocab/memory_estimate/paper_table.py.
 """
 from __future__ import annotations
 

@@ -27,9 +27,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import SimpleITK as sitk
 import torch
-from nnunetv2.utilities.helpers import dummy_context
 
-from nnunetv2_openvocab.constants import DEFAULT_STEP_SIZE
+from nnunetv2_openvocab.constants import DEFAULT_STEP_SIZE, mixed_precision
 from nnunetv2_openvocab.inference.background_workers import Workers
 from nnunetv2_openvocab.inference.case_parts import CasePart
 from nnunetv2_openvocab.inference.case_preprocessing import preprocess_array
@@ -152,8 +151,7 @@ class OpenVocabPredictor:
     def _blend(self, data: torch.Tensor, readout, window: SlidingWindow) -> BlendedVolume:
         padded, volume = window.start(data, readout.num_channels)
         network, folds = self.model.network, self.model.fold_state_dicts
-        autocast = torch.autocast(self.device.type) if self.device.type == "cuda" else dummy_context()
-        with autocast:
+        with mixed_precision(self.device):
             for index, state_dict in enumerate(folds):
                 if len(folds) > 1:
                     network.load_state_dict(state_dict)

@@ -5,6 +5,7 @@ of the config, AdamW of build_optimizer, forward_backward or gradient caching, o
 inputs are synthetic: random volumes of the patch size, reports of `report_words` words and captions of
 `caption_words` words (one token per word), `regions_per_sample` region masks with row 4's alignment.
 bf16 autocast is estimated with CPU autocast, which casts the same convolutions and matmuls.
+With --micro-batch, repeated micro-batch passes are traced until they repeat (repeated_micro_steps.py).
 """
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from typing import Callable, Optional
 
 import torch
 
+from nnunetv2_openvocab.memory_estimate.repeated_micro_steps import RepeatedMicroSteps
 from nnunetv2_openvocab.memory_estimate.text_standin import StandInSentenceModel, text_encoder_config
 from nnunetv2_openvocab.network.stunet import STUNet
 from nnunetv2_openvocab.pretraining.config import TrainConfig
 from nnunetv2_openvocab.pretraining.data import ContrastiveBatch, RegionSample
-from nnunetv2_openvocab.pretraining.gradient_cache import cached_forward_backward
+from nnunetv2_openvocab.pretraining.gradient_cache import cached_forward_backward, run_every_micro_step
 from nnunetv2_openvocab.pretraining.image_encoder import PooledImageEncoder, encode_locked, lock
 from nnunetv2_openvocab.pretraining.loss import build_loss
 from nnunetv2_openvocab.pretraining.memory_options import MemoryOptions
@@ -43,6 +45,7 @@ class ContrastiveStep:
     regions_per_sample: int = 37
     memory: MemoryOptions = MemoryOptions()
     device_type: str = "cuda"  # where the step will run: decides bf16's default
+    trace_every_micro_batch: bool = False  # True: no shortcut for repeated micro-batches (slow; the reference)
 
 
 def _image_encoder(step: ContrastiveStep) -> Optional[PooledImageEncoder]:
@@ -92,7 +95,8 @@ def contrastive_step(step: ContrastiveStep) -> Callable[[], None]:
         if locked is not None:  # the on-the-fly route encodes with the locked encoder first
             batch = replace(batch, images=encode_locked(locked, batch.images, CPU))
         if memory.micro_batch is not None and memory.micro_batch < step.config.batch_size:
-            cached_forward_backward(model, loss_fn, batch, CPU, memory)
+            runner = run_every_micro_step if step.trace_every_micro_batch else RepeatedMicroSteps()
+            cached_forward_backward(model, loss_fn, batch, CPU, memory, run_micro_step=runner)
         else:
             forward_backward(model, loss_fn, batch, CPU, options=memory)
         optimizer.step()

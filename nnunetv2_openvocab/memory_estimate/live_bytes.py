@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
 from torch.utils._pytree import tree_flatten
 
 GIB = 1024 ** 3
@@ -75,6 +75,14 @@ def _selected_everywhere(index) -> list:
     if not _is_fake_mask(index):
         return [index]
     return list(torch.zeros(index.numel(), index.ndim, dtype=torch.long, device=index.device).unbind(1))
+
+
+def active_tracker() -> LiveTensorBytes:
+    """The LiveTensorBytes mode the calling code runs under (inside fake_peak or real_peak)."""
+    trackers = [mode for mode in _get_current_dispatch_mode_stack() if isinstance(mode, LiveTensorBytes)]
+    if not trackers:
+        raise RuntimeError("active_tracker() is only meaningful inside fake_peak or real_peak")
+    return trackers[-1]
 
 
 def _peak(block: Callable[[], None], fake: bool) -> int:

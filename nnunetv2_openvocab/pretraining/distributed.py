@@ -29,11 +29,21 @@ class DistributedContext:
             dist.barrier()
 
 
+def process_group_backend(device: torch.device) -> str:
+    """NCCL between GPUs, gloo between CPU processes."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def ddp_device_ids(device: torch.device):
+    """DDP's device_ids: the process's one GPU, or None for a CPU module."""
+    return [device.index] if device.type == "cuda" else None
+
+
 def init_distributed(device: str = "cpu") -> DistributedContext:
     """Join the torchrun process group if there is one; 'cuda' becomes cuda:LOCAL_RANK."""
     use_cuda = torch.device(device).type == "cuda"
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group(process_group_backend(torch.device(device)))
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     if use_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -56,8 +66,7 @@ def sum_gradients(model: nn.Module, context: DistributedContext) -> nn.Module:
     """
     if context.world_size == 1:
         return model
-    device_ids = [context.device.index] if context.device.type == "cuda" else None
-    wrapped = DistributedDataParallel(model, device_ids=device_ids, find_unused_parameters=True)
+    wrapped = DistributedDataParallel(model, device_ids=ddp_device_ids(context.device), find_unused_parameters=True)
     wrapped.register_comm_hook(None, _sum_allreduce_hook)
     return wrapped
 

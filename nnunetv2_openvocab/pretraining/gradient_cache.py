@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
-from typing import Optional, Sequence
+from functools import partial
+from typing import Callable, Optional, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -31,6 +32,14 @@ from nnunetv2_openvocab.pretraining.model import embed
 Features = tuple[Optional[torch.Tensor], ...]  # image, report, caption (K, b, D), region, region caption
 # the dimension along which each feature stacks the micro-batches (captions are (K, b, D))
 BATCH_DIMS = (0, 0, 1, 0, 0)
+Result = TypeVar("Result")
+# runs one micro-batch's pass: (pass name "embed" or "recompute", micro-batch size, the pass) -> its result
+MicroStepRunner = Callable[[str, int, Callable[[], Result]], Result]
+
+
+def run_every_micro_step(kind: str, size: int, step: Callable[[], Result]) -> Result:
+    """Training runs every pass; the memory estimator passes a runner that skips repeated ones."""
+    return step()
 
 
 def split_batch(batch: ContrastiveBatch, micro_batch: int) -> list[ContrastiveBatch]:
@@ -82,8 +91,8 @@ def _loss_and_feature_gradients(loss_fn: ClipLoss, features: Features, trainable
 
 
 def cached_forward_backward(model: nn.Module, loss_fn: ClipLoss, batch: ContrastiveBatch, device: torch.device,
-                            options: MemoryOptions, locked_image_encoder: Optional[nn.Module] = None
-                            ) -> dict[str, float]:
+                            options: MemoryOptions, locked_image_encoder: Optional[nn.Module] = None,
+                            run_micro_step: MicroStepRunner = run_every_micro_step) -> dict[str, float]:
     """forward_backward of model.py in micro-batches of options.micro_batch samples, with the same gradients
     and returned losses. `model` may be DDP-wrapped; `locked_image_encoder` embeds volumes first."""
     if locked_image_encoder is not None:
@@ -93,18 +102,29 @@ def cached_forward_backward(model: nn.Module, loss_fn: ClipLoss, batch: Contrast
     rng_states, features = [], []
     for chunk in chunks:
         rng_states.append(_rng_state(device))
-        with torch.no_grad():
-            features.append(embed(plain_model, chunk, device, options))
+        features.append(run_micro_step("embed", len(chunk.reports),
+                                       partial(_embed_without_autograd, plain_model, chunk, device, options)))
     losses, gradients = _loss_and_feature_gradients(loss_fn, _concatenate(features),
                                                     _trainable_features(plain_model))
     for index, (chunk, chunk_gradients) in enumerate(zip(chunks, _split_like(gradients, features))):
         last = index == len(chunks) - 1
         with _rng_replayed(rng_states[index], device), (nullcontext() if last else _no_sync(model)):
-            pairs = [(output, gradient) for output, gradient in zip(embed(model, chunk, device, options),
-                                                                    chunk_gradients)
-                     if output is not None and output.requires_grad and gradient is not None]
-            torch.autograd.backward([output for output, _ in pairs], [gradient for _, gradient in pairs])
+            run_micro_step("recompute", len(chunk.reports),
+                           partial(_recompute_and_backward, model, chunk, chunk_gradients, device, options))
     return losses
+
+
+def _embed_without_autograd(model: nn.Module, chunk: ContrastiveBatch, device: torch.device,
+                            options: MemoryOptions) -> Features:
+    with torch.no_grad():
+        return embed(model, chunk, device, options)
+
+
+def _recompute_and_backward(model: nn.Module, chunk: ContrastiveBatch, gradients: Features, device: torch.device,
+                            options: MemoryOptions) -> None:
+    pairs = [(output, gradient) for output, gradient in zip(embed(model, chunk, device, options), gradients)
+             if output is not None and output.requires_grad and gradient is not None]
+    torch.autograd.backward([output for output, _ in pairs], [gradient for _, gradient in pairs])
 
 
 def _no_sync(model: nn.Module):

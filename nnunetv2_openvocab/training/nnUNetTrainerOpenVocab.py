@@ -16,8 +16,6 @@ from typing import Optional
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-from nnunetv2.utilities.helpers import dummy_context
-from torch import autocast
 
 from nnunetv2_openvocab.model_spec import OpenVocabSpec
 from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet, build_openvocab_stunet
@@ -27,7 +25,7 @@ from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
 from nnunetv2_openvocab.training.loss import DeepSupervisionPromptLoss, PromptSegmentationLoss
 from nnunetv2_openvocab.training.pretrained_backbone import load_pretrained_backbone
 from nnunetv2_openvocab.training.prompt_sampling import LabelTargets, PromptSampler
-from nnunetv2_openvocab.constants import binarise
+from nnunetv2_openvocab.constants import binarise, mixed_precision
 
 
 class TrainingRefused(SystemExit):
@@ -121,7 +119,7 @@ class nnUNetTrainerOpenVocab(nnUNetTrainer):
         return data, embeddings, targets, annotated.to(self.device)
 
     def _autocast(self):
-        return autocast(self.device.type, enabled=True) if self.device.type == "cuda" else dummy_context()
+        return mixed_precision(self.device)
 
     def train_step(self, batch: dict) -> dict:
         data, embeddings, targets, annotated = self._prompted_batch(batch, sample_synonyms=True)
