@@ -1,6 +1,7 @@
 """The CUDA-only branches, exercised on the CPU: which autocast, process-group backend and DDP device ids a
 device gets (constants.mixed_precision, pretraining/distributed.py), and the code that CUDA's float16 autocast
-runs, the sliding window over half-precision tiles, on CPU autocast. The multi-process path itself runs
+runs, the sliding window over half-precision tiles, on CPU autocast; the GPU generator's state that dropout
+replay and resumed pretraining save and restore (pretraining/rng_states.py), with torch.cuda's two calls recorded. The multi-process path itself runs
 under gloo in test_pretraining_ddp.py and test_pretraining_gradient_cache.py; only the backend differs on GPUs.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from nnunetv2_openvocab.inference.prompt_readout import LogitReadout
 from nnunetv2_openvocab.inference.sliding_window import SlidingWindow
 from nnunetv2_openvocab.network.openvocab_stunet import OpenVocabSTUNet
 from nnunetv2_openvocab.pretraining.distributed import ddp_device_ids, init_distributed, process_group_backend
+from nnunetv2_openvocab.pretraining.rng_states import device_rng_state, restore_device_rng_state
 
 
 def test_gpus_talk_nccl_and_cpu_processes_gloo():
@@ -68,3 +70,18 @@ def test_half_precision_tiles_blend_like_float32_ones():
     assert torch.isfinite(half).all() and resolved.float().mean() > 0.8
     error = (half - full)[:, resolved].abs().max()
     assert 0 < error < 1e-2 * float(full[:, resolved].abs().max())
+
+
+def test_cuda_runs_save_and_restore_the_gpu_generator_too(monkeypatch):
+    gpu = torch.device("cuda", 1)
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: calls.append(("get", device)) or torch.ones(4))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append(("set", device, state.sum())))
+    state = device_rng_state(gpu)
+    assert set(state) == {"cpu", "cuda"} and calls == [("get", gpu)]
+    torch.rand(3)  # moves the CPU generator
+    restore_device_rng_state(state, gpu)
+    assert calls[-1] == ("set", gpu, 4) and torch.equal(torch.get_rng_state(), state["cpu"])
+    calls.clear()
+    restore_device_rng_state(state, torch.device("cpu"))  # a GPU checkpoint resumed on the CPU
+    assert calls == [] and set(device_rng_state(torch.device("cpu"))) == {"cpu"}

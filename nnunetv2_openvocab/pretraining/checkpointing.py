@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from nnunetv2_openvocab.atomic_files import atomic_path
 from nnunetv2_openvocab.pretraining.distributed import DistributedContext
+from nnunetv2_openvocab.pretraining.rng_states import device_rng_state, restore_device_rng_state
 from nnunetv2_openvocab.safe_loading import torch_load_weights_only
 
 logger = logging.getLogger(__name__)
@@ -27,16 +28,9 @@ CHECKPOINT_FORMAT = "nnunetv2_openvocab.pretrain_checkpoint/1"
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
-def _rng_state(device: torch.device) -> dict[str, torch.Tensor]:
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
 def gather_rng_states(context: DistributedContext) -> list[dict[str, torch.Tensor]]:
     """Every process's RNG state, in rank order (collective: all processes must call it)."""
-    state = _rng_state(context.device)
+    state = device_rng_state(context.device)
     if context.world_size == 1:
         return [state]
     states = [None] * context.world_size
@@ -49,10 +43,7 @@ def restore_rng_state(states: list[dict[str, torch.Tensor]], context: Distribute
         logger.warning("The checkpoint was written by %d processes, this run has %d: dropout randomness will not "
                        "repeat the interrupted run.", len(states), context.world_size)
         return
-    state = states[context.rank]
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and context.device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], context.device)
+    restore_device_rng_state(states[context.rank], context.device)
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

@@ -28,6 +28,7 @@ from nnunetv2_openvocab.pretraining.image_encoder import encode_locked
 from nnunetv2_openvocab.pretraining.loss import ClipLoss
 from nnunetv2_openvocab.pretraining.memory_options import MemoryOptions
 from nnunetv2_openvocab.pretraining.model import embed
+from nnunetv2_openvocab.pretraining.rng_states import device_rng_state, restore_device_rng_state
 
 Features = tuple[Optional[torch.Tensor], ...]  # image, report, caption (K, b, D), region, region caption
 # the dimension along which each feature stacks the micro-batches (captions are (K, b, D))
@@ -101,7 +102,7 @@ def cached_forward_backward(model: nn.Module, loss_fn: ClipLoss, batch: Contrast
     plain_model = getattr(model, "module", model)  # pass 1 bypasses DDP: nothing is reduced without autograd
     rng_states, features = [], []
     for chunk in chunks:
-        rng_states.append(_rng_state(device))
+        rng_states.append(device_rng_state(device))
         features.append(run_micro_step("embed", len(chunk.reports),
                                        partial(_embed_without_autograd, plain_model, chunk, device, options)))
     losses, gradients = _loss_and_feature_gradients(loss_fn, _concatenate(features),
@@ -132,23 +133,13 @@ def _no_sync(model: nn.Module):
     return model.no_sync() if hasattr(model, "no_sync") else nullcontext()
 
 
-def _rng_state(device: torch.device) -> tuple:
-    return torch.get_rng_state(), torch.cuda.get_rng_state(device) if device.type == "cuda" else None
-
-
-def _set_rng_state(state: tuple, device: torch.device) -> None:
-    torch.set_rng_state(state[0])
-    if state[1] is not None:
-        torch.cuda.set_rng_state(state[1], device)
-
-
 @contextmanager
-def _rng_replayed(state: tuple, device: torch.device):
+def _rng_replayed(state: dict[str, torch.Tensor], device: torch.device):
     """Run the block from a remembered RNG state (pass 3 draws pass 1's dropout masks), then continue
     from where the RNG stood before it."""
-    after_pass_one = _rng_state(device)
-    _set_rng_state(state, device)
+    after_pass_one = device_rng_state(device)
+    restore_device_rng_state(state, device)
     try:
         yield
     finally:
-        _set_rng_state(after_pass_one, device)
+        restore_device_rng_state(after_pass_one, device)
