@@ -5,7 +5,10 @@ labels' masks, on the test half only (benchmarks/paraphrase_set.py: split by str
   (a) routes, TotalSegmentator v2 labels with their taxonomy prompts: a prompt is routed when grounding answers
       it with labels (label or union route); correct when those labels are its targets. Precision = correct /
       routed, recall = correct / prompts; per paraphrase kind, at MATCH_THRESHOLD and at the threshold chosen on
-      the calibration half (lowest with precision >= --precision on the prompts only the nearest route reaches).
+      the calibration half (lowest with precision >= --precision on the prompts only the nearest route reaches);
+      the definition route at its calibrated threshold (data/definition_calibration.json, written by
+      benchmarks/calibrate_definitions.py from the calibration half): precision over the test-half prompts it
+      answers, recall over the test half's 'described' prompts (definition paraphrases) by any route.
   (b) with --model-folder: the test-half prompts whose targets the model learnt, on the bundled CT: DSC of the
       grounded answer (``--grounding auto``) and of the union of the target labels' masks predicted with their
       canonical prompts, against the CT's TotalSegmentator labels; and what grounding costs: grounding 32 of those
@@ -30,6 +33,7 @@ import torch
 from dataset_conversion.label_tables import load_label_table
 from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, EXAMPLE_CT, EXAMPLE_SEGMENTATION, remap_labels
+from nnunetv2_openvocab.prompts.definition_route import DEFINITION, calibrated_definition_threshold
 from nnunetv2_openvocab.prompts.grounding import MATCH_THRESHOLD, TEXT, PromptGrounder
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
@@ -79,7 +83,8 @@ def route_part(text_encoder: str, precision: float, entries: List[dict]) -> None
     taxonomy = load_taxonomy()
     labels = list(load_label_table("totalsegmentator_v2").labels)
     embed = PromptEmbeddingCache.for_encoder(FrozenTextEncoder(text_encoder)).embed
-    grounder = PromptGrounder(TrainingPrompts.from_mapping({n: taxonomy.prompts_for(n) for n in labels}), embed, taxonomy)
+    grounder = PromptGrounder(TrainingPrompts.from_mapping({n: taxonomy.prompts_for(n) for n in labels}), embed, taxonomy,
+                              definition_threshold=calibrated_definition_threshold(text_encoder))
     calibration = [e for e in entries if e["half"] == CALIBRATION]
     test = [e for e in entries if e["half"] == TEST]
     chosen = calibrate(grounder, calibration, precision)
@@ -87,8 +92,26 @@ def route_part(text_encoder: str, precision: float, entries: List[dict]) -> None
           f"threshold with calibration precision >= {precision}: {chosen}")
     for threshold in dict.fromkeys([MATCH_THRESHOLD, chosen]):
         if threshold is not None:
-            print_scores(f"test half, threshold {threshold:.2f}",
+            print_scores(f"test half, threshold {threshold:.2f}, definition threshold {grounder.definition_threshold}",
                          scores(test, routed_labels(grounder, [e["prompt"] for e in test], threshold)))
+    definition_part(grounder, test)
+
+
+def definition_part(grounder: PromptGrounder, test: List[dict]) -> None:
+    """The definition route alone on the test half, at MATCH_THRESHOLD and the calibrated definition threshold."""
+    grounder.match_threshold = MATCH_THRESHOLD
+    found = dict(zip([e["prompt"] for e in test], grounder.ground([e["prompt"] for e in test])))
+    answered = [e for e in test if found[e["prompt"]].via == DEFINITION]
+    right = [e for e in answered if found[e["prompt"]].route != TEXT and set(found[e["prompt"]].labels) == set(e["targets"])]
+    described = [e for e in test if e["kind"] == "described"]
+    reached = [e for e in described if found[e["prompt"]].route != TEXT and set(found[e["prompt"]].labels) == set(e["targets"])]
+    print(f"definition route, test half (threshold {grounder.definition_threshold}): answered {len(answered)}, "
+          f"correct {len(right)}, precision {len(right) / max(len(answered), 1):.3f}; described prompts "
+          f"{len(described)}, correctly routed {len(reached)} (recall {len(reached) / max(len(described), 1):.3f}), "
+          f"of which by the definition route {sum(found[e['prompt']].via == DEFINITION for e in reached)}")
+    for e in answered:
+        g = found[e["prompt"]]
+        print(f"  {'ok ' if e in right else 'BAD'} {e['prompt']!r} -> {g.structure} {list(g.labels)} ({g.reason[-45:]})")
 
 
 def dsc_part(model_folder: Path, checkpoint: str, entries: List[dict]) -> None:
