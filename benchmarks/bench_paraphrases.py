@@ -37,8 +37,7 @@ from nnunetv2_openvocab.prompts.definition_route import DEFINITION, calibrated_d
 from nnunetv2_openvocab.prompts.grounding import MATCH_THRESHOLD, TEXT, PromptGrounder
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
-from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
-from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
+from second_encoder import benchmark_embed
 from paraphrase_set import CALIBRATION, TEST, build_paraphrase_set
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 
@@ -82,7 +81,7 @@ def print_scores(title: str, table: Dict[str, tuple]) -> None:
 def route_part(text_encoder: str, precision: float, entries: List[dict]) -> None:
     taxonomy = load_taxonomy()
     labels = list(load_label_table("totalsegmentator_v2").labels)
-    embed = PromptEmbeddingCache.for_encoder(FrozenTextEncoder(text_encoder)).embed
+    embed = benchmark_embed(text_encoder)
     grounder = PromptGrounder(TrainingPrompts.from_mapping({n: taxonomy.prompts_for(n) for n in labels}), embed, taxonomy,
                               definition_threshold=calibrated_definition_threshold(text_encoder))
     calibration = [e for e in entries if e["half"] == CALIBRATION]
@@ -155,7 +154,8 @@ def dsc_part(model_folder: Path, checkpoint: str, entries: List[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--text-encoder", default="minilm")
+    parser.add_argument("--text-encoder", default="minilm", help="minilm, or the second encoder "
+                        "paraphrase-minilm-l3-v2 (benchmarks/second_encoder.py)")
     parser.add_argument("--precision", type=float, default=0.98)
     parser.add_argument("--model-folder", type=Path)
     parser.add_argument("--checkpoint", default="checkpoint_final.pth")

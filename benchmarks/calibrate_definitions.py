@@ -26,8 +26,7 @@ from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.prompts.definition_route import DEFINITION_CALIBRATION_PATH
 from nnunetv2_openvocab.prompts.grounding import TEXT, PromptGrounder
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
-from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
-from nnunetv2_openvocab.text.encoder import FrozenTextEncoder
+from second_encoder import benchmark_embed
 from paraphrase_set import CALIBRATION, build_paraphrase_set
 
 THRESHOLDS = [x / 100 for x in range(30, 100)]
@@ -36,7 +35,7 @@ THRESHOLDS = [x / 100 for x in range(30, 100)]
 def totalsegmentator_grounder(text_encoder: str, definition_threshold: Optional[float]) -> PromptGrounder:
     taxonomy = load_taxonomy()
     labels = list(load_label_table("totalsegmentator_v2").labels)
-    embed = PromptEmbeddingCache.for_encoder(FrozenTextEncoder(text_encoder)).embed
+    embed = benchmark_embed(text_encoder)
     training = TrainingPrompts.from_mapping({n: taxonomy.prompts_for(n) for n in labels})
     return PromptGrounder(training, embed, taxonomy, definition_threshold=definition_threshold)
 
@@ -60,7 +59,8 @@ def precision_at(candidates: List[Tuple[str, float, bool]], threshold: float) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--text-encoder", default="minilm")
+    parser.add_argument("--text-encoder", default="minilm", help="minilm, or the second encoder "
+                        "paraphrase-minilm-l3-v2 (benchmarks/second_encoder.py)")
     parser.add_argument("--precision", type=float, default=0.98)
     parser.add_argument("--dry-run", action="store_true", help="print, do not write the calibration file")
     args = parser.parse_args()
