@@ -12,7 +12,8 @@ labels' masks, on the test half only (benchmarks/paraphrase_set.py: split by str
   (b) with --model-folder: the test-half prompts whose targets the model learnt, on the bundled CT: DSC of the
       grounded answer (``--grounding auto``) and of the union of the target labels' masks predicted with their
       canonical prompts, against the CT's TotalSegmentator labels; and what grounding costs: grounding 32 of those
-      prompts afresh (warm embeddings) over one 32-prompt prediction.
+      prompts afresh (warm embeddings) over one 32-prompt prediction; and side safety: how many of those prompts
+      that name a side got a mask whose majority lies on the patient's other side (direction cosines, body midline).
 
 Usage: OPENVOCAB_SHARED_DATA=../shared/data python benchmarks/bench_paraphrases.py [--text-encoder minilm]
        [--model-folder MODEL [--checkpoint checkpoint_final.pth]]
@@ -35,6 +36,7 @@ from nnunetv2_openvocab.evaluation.metrics import dice_coefficient
 from nnunetv2_openvocab.example_dataset import DEFAULT_STRUCTURES, EXAMPLE_CT, EXAMPLE_SEGMENTATION, remap_labels
 from nnunetv2_openvocab.prompts.definition_route import DEFINITION, calibrated_definition_threshold
 from nnunetv2_openvocab.prompts.grounding import MATCH_THRESHOLD, TEXT, PromptGrounder
+from nnunetv2_openvocab.prompts.normalisation import prompt_side
 from nnunetv2_openvocab.inference.predictor import OpenVocabPredictor
 from nnunetv2_openvocab.prompts.taxonomy import load_taxonomy
 from second_encoder import benchmark_embed
@@ -138,6 +140,10 @@ def dsc_part(model_folder: Path, checkpoint: str, entries: List[dict]) -> None:
         route = g.route + (f" ({' + '.join(g.labels)})" if g.labels else "")
         print(f"| {entry['prompt']} | {entry['kind']} | {route} | {grounded:.1f} | {seen:.1f} | {gaps[-1]:+.1f} |")
     routed = sum(g.route != TEXT for g in groundings.values())
+    sided = [p for p in prompts if prompt_side(p)]
+    wrong_side = [p for p in sided if majority_on_other_side(masks[p] > 0, prompt_side(p))]
+    print(f"side safety: {len(sided)} sided prompts, {len(wrong_side)} with a mask mostly on the patient's other side "
+          f"{wrong_side or ''}")
     print(f"{len(test)} test-half prompts on learnt structures: mean DSC gap {np.mean(gaps):+.2f} points, worst "
           f"{min(gaps):+.1f}; routed {routed}, correct {correct}, precision {correct / max(routed, 1):.3f}")
     timed = (prompts * 2)[:32]
@@ -150,6 +156,22 @@ def dsc_part(model_folder: Path, checkpoint: str, entries: List[dict]) -> None:
     per_32 = prediction_s * 32 / len(prompts + list(canonical.values()))
     print(f"grounding 32 prompts: {grounding_s:.3f} s; the {len(prompts) + len(canonical)}-prompt prediction "
           f"{prediction_s:.1f} s (~{per_32:.1f} s per 32 prompts): {100 * grounding_s / per_32:.2f} %")
+
+
+def majority_on_other_side(mask: np.ndarray, side: str) -> bool:
+    """Whether most of the mask lies on the patient's other side of the body's median LPS x (patient left: +x);
+    ``mask`` in SimpleITK's array layout on the bundled CT's grid."""
+    image = sitk.ReadImage(str(EXAMPLE_CT))
+
+    def physical_x(selected: np.ndarray) -> np.ndarray:
+        z, y, x = np.nonzero(selected)
+        index = np.stack([x, y, z]) * np.array(image.GetSpacing())[:, None]
+        return image.GetOrigin()[0] + (np.array(image.GetDirection()).reshape(3, 3) @ index)[0]
+
+    midline = np.median(physical_x(sitk.GetArrayFromImage(image) > -500))
+    x = physical_x(mask)
+    other = (x < midline) if side == "left" else (x > midline)
+    return bool(x.size) and 2 * int(other.sum()) > x.size
 
 
 def main() -> None:
