@@ -13,10 +13,9 @@ Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, w
      A prompt that names one side only considers structures of that side; one that names none or both sides
      only unsided structures ('left and right kidney' -> kidney, never right kidney);
   4. the definition route (prompts/definition_route.py): a prompt that reads like a definition (at least four
-     words after normalisation) reaches the
-     structure whose RadLex definition is nearest in the text encoder's space, when its cosine is at least
-     ``definition_threshold`` (calibrated separately per encoder; same side rule); the grounding says so
-     (``via`` 'definition', with the cosine and the threshold in its reason).
+     words after normalisation) reaches the structure whose RadLex definition is nearest in the text encoder's
+     space, when its cosine is at least ``definition_threshold`` (calibrated separately per encoder; same side
+     rule); the grounding says so (``via`` 'definition', with the cosine and the threshold in its reason).
 Routes:
   * ``label``: the structure is a training label -> that label's query (its canonical prompt, whose embedding
     the checkpoint stores);
