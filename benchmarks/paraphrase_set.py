@@ -5,6 +5,11 @@ Sources (nothing is chosen by looking at grounding's results):
   * ``radlex``: the RadLex synonyms of each structure (../shared/data/radlex or $OPENVOCAB_SHARED_DATA/radlex,
     matched by RadLex id);
   * ``definition``: its RadLex definition (MeSH/FMA sentence, the source tag dropped);
+  * ``described``: the definition paraphrased by two documented templates, so that it is no look-up of the
+    stored text: its first sentence, cut at its first semicolon or colon, without its leading article and
+    with 'which' read as 'that', written as 'the part of the body that is ...' ('the part of the body that is
+    main trunk of the systemic arteries'); and that sentence's content words, as typed into a search box
+    ('main trunk systemic arteries'; stop words: STOP_WORDS, general English function words);
   * ``side``: for a sided structure, its side-free default prompt B in five documented side phrasings:
     'B on the {side} side', '{side}-sided B', 'B situated on the {side}', '{sinistral|dextral} B', 'B, {L|R}';
   * ``quantifier``: for an unsided structure whose parts are a left/right pair of labels ('kidney'):
@@ -32,6 +37,8 @@ SHARED_DATA = Path(os.environ.get("OPENVOCAB_SHARED_DATA", Path(__file__).resolv
 RADLEX_FILE = SHARED_DATA / "radlex" / "oidm_anatomic_locations_noembed.json"
 CALIBRATION, TEST = "calibration", "test"
 LATIN_SIDE = {"left": "sinistral", "right": "dextral"}
+STOP_WORDS = frozenset("a an the of with which that is are has have as its it and or to in on by for from be".split())
+SOURCE_TAG = r"\s*[\[{][A-Za-z]+\]\s*$"
 
 
 def family(structure: str) -> str:
@@ -59,6 +66,13 @@ def quantifier_phrasings(structure: Structure, paired: bool) -> List[str]:
     return [f"the {base}"]
 
 
+def described_phrasings(definition: str) -> List[str]:
+    sentence = re.split(r"\.\s|\.$|[;:]", re.sub(SOURCE_TAG, "", definition).strip())[0].strip().lower()
+    sentence = re.sub(r"^(a|an|the)\s+", "", re.sub(r"\bwhich\b", "that", sentence))
+    keywords = [word for word in re.findall(r"[a-z0-9]+", sentence) if word not in STOP_WORDS]
+    return [f"the part of the body that is {sentence}", " ".join(keywords)]
+
+
 def is_left_right_pair(taxonomy: Taxonomy, name: str) -> bool:
     parts = taxonomy.parts_of(name)
     return len(parts) == 2 and {taxonomy.structure(p).laterality for p in parts} == {"left", "right"}
@@ -79,7 +93,8 @@ def build_paraphrase_set(radlex_file: Path = RADLEX_FILE) -> List[Dict]:
         record = radlex.get(structure.radlex_id or "", {})
         prompts = [(text, "radlex") for text in record.get("synonyms", [])]
         if record.get("definition"):
-            prompts.append((re.sub(r"\s*\[[A-Za-z]+\]\s*$", "", record["definition"]), "definition"))
+            prompts.append((re.sub(SOURCE_TAG, "", record["definition"]), "definition"))
+            prompts += [(text, "described") for text in described_phrasings(record["definition"])]
         if structure.laterality != "none":
             prompts += [(text, "side") for text in side_phrasings(without_side(structure.default_prompt),
                                                                   structure.laterality)]

@@ -44,6 +44,7 @@ from nnunetv2_openvocab.inference.prompt_answers import PromptAnswer, QueryPlan,
 from nnunetv2_openvocab.inference.prompt_jobs import PredictionJob, jobs_for_cases, load_prompts_file, validate_prompts
 from nnunetv2_openvocab.inference.prompt_readout import choose_readout
 from nnunetv2_openvocab.inference.sliding_window import BlendedVolume, SlidingWindow
+from nnunetv2_openvocab.prompts.definition_route import calibrated_definition_threshold
 from nnunetv2_openvocab.prompts.grounding import MATCH_THRESHOLD, Grounding, PromptGrounder
 from nnunetv2_openvocab.text.embedding_bank import EmbeddingBank, load_embedding_bank
 from nnunetv2_openvocab.text.embedding_cache import PromptEmbeddingCache
@@ -132,7 +133,8 @@ class OpenVocabPredictor:
         if missing:
             spec = self.model.spec
             grounder = PromptGrounder(spec.training_prompts, self.embed,
-                                      match_threshold=self.grounding_threshold, held_out=self.held_out_prompts)
+                                      match_threshold=self.grounding_threshold, held_out=self.held_out_prompts,
+                                      definition_threshold=calibrated_definition_threshold(spec.text_encoder))
             self._groundings.update((g.prompt, g) for g in grounder.ground(missing, self.grounding))
             self._twin_queries = grounder.twin_queries if self.grounding != "text" else {}
         return [self._groundings[p] for p in prompts]

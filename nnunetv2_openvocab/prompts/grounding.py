@@ -11,7 +11,11 @@ Resolution, first hit wins (texts compared by ``prompt_identity``: lower case, w
      ``match_threshold`` (MATCH_THRESHOLD, calibrated with MiniLM on the shipped unseen sets by
      benchmarks/calibrate_grounding.py, precision in benchmarks/RESULTS.md; recalibrate for other encoders).
      A prompt that names one side only considers structures of that side; one that names none or both sides
-     only unsided structures ('left and right kidney' -> kidney, never right kidney).
+     only unsided structures ('left and right kidney' -> kidney, never right kidney);
+  4. the definition route (prompts/definition_route.py): a prompt that reads like a definition (at least four
+     words after normalisation) reaches the structure whose RadLex definition is nearest in the text encoder's
+     space, when its cosine is at least ``definition_threshold`` (calibrated separately per encoder; same side
+     rule); the grounding says so (``via`` 'definition', with the cosine and the threshold in its reason).
 Routes:
   * ``label``: the structure is a training label -> that label's query (its canonical prompt, whose embedding
     the checkpoint stores);
@@ -40,12 +44,14 @@ exclude each other as nnU-Net's argmax would; 'renal organs' is the union of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Collection, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 import torch
 
 from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
+from nnunetv2_openvocab.prompts.definition_route import (DEFINITION, DefinitionIndex, DefinitionMatch,
+                                                         reads_like_definition)
 from nnunetv2_openvocab.prompts.laterality import OPPOSITE, SIDES, side_of, side_twin, without_side
 from nnunetv2_openvocab.prompts.normalisation import prompt_side
 from nnunetv2_openvocab.prompts.prompt_text import prompt_identity
@@ -91,6 +97,12 @@ class Grounding:
     cedes_to: Tuple[str, ...] = ()  # text route: queries of the labels that cannot share a voxel with the structure
     ungrounded: bool = False     # auto/taxonomy: no route was confident, the text query answers (reported so)
     nearest: Tuple[Tuple[str, float], ...] = ()  # ungrounded: the nearest structures and their cosines
+    via: str = ""                # 'definition' when the definition route found the structure
+
+    @property
+    def route_label(self) -> str:
+        """The route as reports show it: 'label', 'union (via definition)', 'text (ungrounded)'."""
+        return self.route + (f" (via {self.via})" if self.via else "") + (" (ungrounded)" if self.ungrounded else "")
 
 
 class PromptGrounder:
@@ -98,10 +110,12 @@ class PromptGrounder:
 
     def __init__(self, training: TrainingPrompts, embed: Callable[[List[str]], torch.Tensor],
                  taxonomy: Optional[Taxonomy] = None, match_threshold: float = MATCH_THRESHOLD,
-                 held_out: Collection[str] = ()):
+                 held_out: Collection[str] = (), definition_threshold: Optional[float] = None):
         self.taxonomy = taxonomy or load_taxonomy()
         self.training, self.embed, self.match_threshold = training, embed, match_threshold
         self.held_out = held_out_identities(held_out, self.taxonomy, training) if held_out else frozenset()
+        self.definition_threshold = definition_threshold  # None: no definition route
+        self.definitions = DefinitionIndex(embed, self.held_out)
         label_names = training.label_names
         self.canonical = {label: training.canonical(label) for label in label_names}
         self.label_order = {label: index for index, label in enumerate(label_names)}
@@ -161,19 +175,42 @@ class PromptGrounder:
 
     def _nearest(self, prompts: List[str]) -> List[Grounding]:
         out = []
-        for prompt, row in zip(prompts, self.similarities(prompts)):
-            text, structure, cosine = self.nearest_entry(prompt, row)
-            if cosine < self.match_threshold:
+        scored = [(prompt, row, *self.nearest_entry(prompt, row))
+                  for prompt, row in zip(prompts, self.similarities(prompts))]
+        described = self.described([prompt for prompt, _, _, _, cosine in scored if cosine < self.match_threshold])
+        for prompt, row, text, structure, cosine in scored:
+            if prompt in described:
+                match = described[prompt]
+                out.append(replace(self.ground_structure(prompt, match.structure, match.reason), via=DEFINITION))
+            elif cosine < self.match_threshold:
                 nearest = self.nearest_structures(prompt, row)
                 listed = ", ".join(f"{name} {score:.2f}" for name, score in nearest)
                 out.append(Grounding(prompt, TEXT, (), (prompt,), None,
                                      f"no taxonomy entry within cosine {self.match_threshold:.2f} (nearest "
-                                     f"'{text}' of {structure}; nearest structures {listed})",
+                                     f"'{text}' of {structure}; nearest structures {listed}){self._no_definition}",
                                      ungrounded=True, nearest=nearest))
             else:
                 out.append(self.ground_structure(prompt, structure, f"nearest taxonomy entry '{text}' of {structure} "
                                                               f"(cosine {cosine:.2f} >= {self.match_threshold:.2f})"))
         return out
+
+    @property
+    def _no_definition(self) -> str:
+        threshold = self.definition_threshold
+        return "" if threshold is None else f"; no RadLex definition within cosine {threshold:.2f}"
+
+    def described(self, prompts: List[str]) -> Dict[str, DefinitionMatch]:
+        """The definition route's matches of those prompts that read like a definition and reach its threshold."""
+        prompts = [prompt for prompt in prompts if reads_like_definition(prompt)]
+        if self.definition_threshold is None or not prompts:
+            return {}
+        found = {}
+        for prompt, row in zip(prompts, self.definitions.similarities(prompts)):
+            match = self.definitions.best(row, self._same_side_entries(prompt, self.definitions.entries),
+                                          self.definition_threshold)
+            if match is not None:
+                found[prompt] = match
+        return found
 
     def similarities(self, prompts: List[str]) -> torch.Tensor:
         """(prompts, taxonomy entries) cosine similarities in the text encoder's space."""
@@ -196,9 +233,9 @@ class PromptGrounder:
             best[structure] = max(best.get(structure, -1.0), round(float(similarities[j]), 4))
         return tuple(sorted(best.items(), key=lambda item: -item[1])[:count])
 
-    def _same_side_entries(self, prompt: str) -> List[int]:
+    def _same_side_entries(self, prompt: str, entries: Optional[List[Tuple[str, str]]] = None) -> List[int]:
         side = prompt_side(prompt) or "none"
-        return [j for j, (_, structure) in enumerate(self.entries)
+        return [j for j, (_, structure) in enumerate(self.entries if entries is None else entries)
                 if self.taxonomy.structure(structure).laterality == side]
 
     def ground_structure(self, prompt: str, structure: str, why: str) -> Grounding:

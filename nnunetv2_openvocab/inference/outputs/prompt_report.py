@@ -93,7 +93,7 @@ class PromptReport:
         for a in self.prompts:
             nearest = "; ".join(f"{n.label} via '{n.training_prompt}' ({n.cosine:.2f})" for n in a.nearest)
             g = a.grounding
-            route = (g.route + (" (ungrounded)" if g.ungrounded else ""), ", ".join(g.labels) or "-", g.reason) \
+            route = (g.route_label, ", ".join(g.labels) or "-", g.reason) \
                 if g else ("-", "-", "-")
             lines.append(f"| {a.prompt} | {a.status} | {nearest} | {' | '.join(route)} | {' '.join(a.warnings) or '-'} |")
         if self.presence:
@@ -128,8 +128,7 @@ class PromptReport:
             lines.append(f"  {a.prompt!r}: {a.status.upper()} (nearest: {nearest})")
             if a.grounding:
                 labels = f" [{', '.join(a.grounding.labels)}]" if a.grounding.labels else ""
-                ungrounded = " (ungrounded)" if a.grounding.ungrounded else ""
-                lines.append(f"      route {a.grounding.route}{ungrounded}{labels}: {a.grounding.reason}")
+                lines.append(f"      route {a.grounding.route_label}{labels}: {a.grounding.reason}")
             lines.extend(f"      ! {w}" for w in a.warnings)
         return "\n".join(lines)
 
