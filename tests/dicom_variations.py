@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import pydicom
@@ -39,7 +39,7 @@ def _rewrite(folder: Path, change: Callable[[Dataset, int], None]) -> None:
         ds.save_as(path)
 
 
-def _written(folder: Path, change: Callable[[Dataset, int], None], image: sitk.Image = None) -> None:
+def _written(folder: Path, change: Callable[[Dataset, int], None], image: Optional[sitk.Image] = None) -> None:
     write_ct_series(ct_crop() if image is None else image, folder)
     _rewrite(folder, change)
 
@@ -83,8 +83,9 @@ def _without(*keywords: str) -> Callable[[Dataset, int], None]:
     return change
 
 
-def _shuffled_files(folder: Path) -> None:
+def _shuffled(folder: Path) -> None:
     """File names in an order unrelated to the slices' (a PACS export names files by SOP Instance UID)."""
+    write_ct_series(ct_crop(), folder)
     files = sorted(folder.glob("slice_*.dcm"))
     for path, new in zip(files, np.random.default_rng(0).permutation(len(files))):
         path.rename(folder / f"IM{new:04d}")
@@ -163,13 +164,8 @@ def _enhanced_multi_frame(folder: Path) -> None:
     folder.with_name("single_frames").rmdir()
 
 
-def _changed(change: Callable[[Dataset, int], None], image: Callable[[], sitk.Image] = None):
+def _changed(change: Callable[[Dataset, int], None], image: Optional[Callable[[], sitk.Image]] = None):
     return lambda folder: _written(folder, change, None if image is None else image())
-
-
-def _shuffled(folder: Path) -> None:
-    write_ct_series(ct_crop(), folder)
-    _shuffled_files(folder)
 
 
 def _keep(ds: Dataset, _: int) -> None:

@@ -1,7 +1,7 @@
 """Refuse, before predicting, DICOM series whose layout ITK would read into a silently wrong volume (issue 22 §1):
 
-* an enhanced (or any) multi-frame object: the series reader takes one file as one slice and the frames'
-  geometry lives in functional groups it does not read;
+* an enhanced (or any) multi-frame object: ITK reads it as a 4D image (columns x rows x frames x 1),
+  and the slice checks and both DICOM writers take one file as one slice;
 * slices not stacked along their normal (gantry tilt, or a sheared export): ITK places them on an orthogonal
   grid at the distance between positions, so every voxel after the first slice is shifted in the plane.
 
@@ -9,7 +9,6 @@ Each refusal is one line naming the file and the attribute.
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +32,7 @@ def check_series_layout(files: Sequence[str]) -> None:
         frames = int(ds.get("NumberOfFrames") or 1)
         if frames > 1:
             raise DicomLayoutError(f"{path}: NumberOfFrames is {frames}: a multi-frame (e.g. enhanced CT) object, "
-                                   f"which is read as one slice. Convert it to single-frame images (dcm4che's "
+                                   f"which is read as a 4D image. Convert it to single-frame images (dcm4che's "
                                    f"emf2sf) or to NIfTI (dcm2niix) and predict that.")
     if len(headers) < 2 or any("ImagePositionPatient" not in ds or "ImageOrientationPatient" not in ds
                                for ds in headers):
