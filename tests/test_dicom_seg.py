@@ -10,6 +10,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from dicom_conformance import assert_conforms
 from dicom_series import write_ct_series
 
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
@@ -65,6 +66,7 @@ def test_dicom_seg_round_trips_through_dcmqi_and_pydicom(series, trained_openvoc
     _predict(series, tmp_path / "seg", trained_openvocab_model, "--output-type", "dicom_seg")
     _predict(series, tmp_path / "nifti", trained_openvocab_model)
     seg_file = tmp_path / "seg" / "patient_1.dcm"
+    assert_conforms(seg_file)
     assert sorted(p.name for p in (tmp_path / "seg").glob("*.nii.gz")) == []  # the SEG replaces the masks
     masks = {p: sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "nifti" / prompt_file_name("patient_1", p))))
              for p in PROMPTS}

@@ -13,6 +13,7 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import JPEG2000Lossless
 
+from dicom_conformance import assert_conforms
 from dicom_series import write_ct_series
 from nnunetv2_openvocab.example_dataset import EXAMPLE_CT
 from nnunetv2_openvocab.inference.input_images import CaseInput, dicom_series_files, read_dicom_series
@@ -62,6 +63,7 @@ def test_vendor_series_write_a_seg_equal_to_the_masks(series, tmp_path, vendor):
     rewrite(series, vendor)
     check_dicom_sources([CaseInput("ct", (series,), is_dicom=True)])
     path, masks = write_seg(series, tmp_path / "ct.dcm")
+    assert_conforms(path)
     seg = hd.seg.segread(path)
     sources = [pydicom.dcmread(p, stop_before_pixels=True) for p in dicom_series_files(series)]
     uids = [s.file_meta.MediaStorageSOPInstanceUID for s in sources]

@@ -27,6 +27,7 @@ from nnunetv2.imageio.simpleitk_reader_writer import SimpleITKIO
 
 from nnunetv2_openvocab.image_integrity import check_complete, count_nonfinite_voxels
 from nnunetv2_openvocab.inference.dicom_series_check import check_series_slices
+from nnunetv2_openvocab.inference.dicom_series_layout import check_series_layout
 from nnunetv2_openvocab.user_errors import UserError
 
 CHANNEL_SUFFIX = re.compile(r"^(?P<case>.+)_(?P<channel>\d{4})$")
@@ -128,8 +129,9 @@ def check_case(case: CaseInput, num_channels: int) -> None:
     if case.is_dicom:
         ids = dicom_series_ids(case.sources[0])
         if len(ids) != 1:
-            raise InputImageError(f"DICOM folder {case.sources[0]} holds {len(ids)} series {list(ids)}; put each "
-                                  f"series in its own folder.")
+            raise InputImageError(f"DICOM folder {case.sources[0]} holds {len(ids)} series (SeriesInstanceUID "
+                                  f"{', '.join(ids)}); put each series in its own folder.")
+        check_series_layout(dicom_series_files(case.sources[0]))
         check_series_slices(case.sources[0])
         found_channels = 1
     else:

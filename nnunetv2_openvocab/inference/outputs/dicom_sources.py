@@ -6,6 +6,8 @@ Filled (what real archives hold, e.g. anonymised Siemens and GE exports):
 * SOP Class / SOP Instance UID empty or absent in the data set: taken from the file meta (Media Storage SOP
   Class / Instance UID), which name the same instance;
 * Specific Character Set present but empty: removed, which means the default repertoire (PS3.3 C.12.1.1.2);
+  multi-valued with value 1 empty (code extensions from the default repertoire): value 1 written as ISO 2022 IR 6,
+  which is what the standard says an empty value 1 means (same section);
 * type 2 attributes that highdicom copies into the SEG (patient, study): added empty when absent.
 
 Refused, in one line naming the file and the attribute: an instance without SOP Instance UID in both places,
@@ -18,11 +20,13 @@ from typing import List, Sequence
 
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 
 from nnunetv2_openvocab.inference.input_images import CaseInput, dicom_series_files
 from nnunetv2_openvocab.user_errors import UserError
 
 FROM_FILE_META = {"SOPClassUID": "MediaStorageSOPClassUID", "SOPInstanceUID": "MediaStorageSOPInstanceUID"}
+DEFAULT_REPERTOIRE = "ISO 2022 IR 6"
 REQUIRED = ("StudyInstanceUID", "SeriesInstanceUID", "FrameOfReferenceUID")
 TYPE_2_COPIED = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyID", "StudyDate",
                  "StudyTime", "AccessionNumber", "ReferringPhysicianName")
@@ -41,9 +45,12 @@ def _repaired(ds: Dataset, path: str) -> Dataset:
                                        f"file meta: the instance cannot be referenced. Export the series with "
                                        f"its UIDs, or use --output-type nifti.")
             setattr(ds, attribute, value)
-    if "SpecificCharacterSet" in ds and not [v for v in (ds.SpecificCharacterSet if isinstance(
-            ds.SpecificCharacterSet, list) else [ds.SpecificCharacterSet]) if str(v).strip()]:
+    value = ds.get("SpecificCharacterSet")
+    character_sets = [str(v or "").strip() for v in (value if isinstance(value, (list, MultiValue)) else [value])]
+    if "SpecificCharacterSet" in ds and not any(character_sets):
         del ds.SpecificCharacterSet  # empty: the default repertoire
+    elif len(character_sets) > 1 and not character_sets[0]:
+        ds.SpecificCharacterSet = [DEFAULT_REPERTOIRE, *character_sets[1:]]  # what an empty value 1 means
     for attribute in REQUIRED:
         if not str(ds.get(attribute, "") or "").strip():
             raise DicomSourceError(f"{path}: {attribute} is missing or empty: a DICOM-SEG could not reference this "
