@@ -7,7 +7,7 @@ import re
 import pytest
 
 from nnunetv2_openvocab.commands import reproduce
-from nnunetv2_openvocab.paper_tables import TABLE_VIII, row_commands
+from nnunetv2_openvocab.paper_tables import PAPER, TABLE_VIII, row_commands
 
 ROWS = {row.number: row for row in TABLE_VIII}
 # the tokens the paper's factor may change between a row and the one it is compared with
@@ -19,7 +19,7 @@ FACTOR_TOKENS = {
     5: {"nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts", "nnUNetTrainerOpenVocabFrozenEncoderCrossAttentionCanonicalPrompts",
         "pretrain/T8_3_aligned", "pretrain/T8_k_aligned"},  # and no pretraining stage: row 3's export
     6: {"cache-features", "--cache", "pretrain/T8_k_cache", "--random-image-encoder", "--unlock-image-encoder", "--plans",
-        "--encoder-checkpoint"},
+        "--encoder-checkpoint", "nnUNetTrainer_500epochs", "nnUNetPlans_STUNetL"},  # its segmentation pretraining
 }
 
 
@@ -39,7 +39,8 @@ def test_a_row_differs_from_its_comparison_row_in_the_paper_s_factor_only(number
     changed = (set(mine) ^ set(theirs)) - {token for token in mine + theirs if "$nnUNet" in token}
     assert changed and changed <= FACTOR_TOKENS[number], sorted(changed - FACTOR_TOKENS[number])
     # what every row shares: fold all, canonical prompts, the same test set and unseen sets
-    assert {"all", "imagesTs", "labelsTs", "totalsegmentator_v1_merged", "totalsegmentator_v1_synonyms"} <= set(mine)
+    assert {"all", PAPER.test_images, PAPER.test_labels, "totalsegmentator_v1_merged",
+            "totalsegmentator_v1_synonyms"} <= set(mine)
     assert both == ["pretrain", "fine-tune"] or number in (2, 5)  # row 1 has no pretraining, row 5 reuses row 3's
 
 
@@ -54,6 +55,7 @@ def test_each_row_has_its_own_plans_and_results_and_row_5_reuses_row_3_s_pretrai
 def test_dry_run_prints_the_script_and_writes_nothing(tmp_path, capsys):
     reproduce.main(["--table", "VIII", "--scale", "paper", "--out", str(tmp_path / "out"), "--dry-run"])
     printed = capsys.readouterr().out
-    assert printed.count("nnUNetv2_train 291 3d_fullres all") == 6 and not (tmp_path / "out").exists()
+    assert printed.count("nnUNetv2_train 291 3d_fullres all -tr nnUNetTrainerOpenVocab") == 6
+    assert printed.count("-tr nnUNetTrainer_500epochs") == 1 and not (tmp_path / "out").exists()
     reproduce.main(["--table", "VIII", "--scale", "paper", "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "table_VIII_paper.sh").read_text(encoding="utf-8") == printed
