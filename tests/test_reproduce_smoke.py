@@ -12,7 +12,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -34,8 +37,13 @@ def reproduce(out) -> str:
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("reproduce") / "run"
-    return out, reproduce(out)
+    """(run folder, output of the first call). OPENVOCAB_REPRODUCE_RUN_DIR names an earlier smoke run folder of
+    Table VIII (rows 1 or more) to resume instead of a fresh one: its finished steps are skipped."""
+    earlier = os.environ.get("OPENVOCAB_REPRODUCE_RUN_DIR")
+    out = Path(earlier) if earlier else tmp_path_factory.mktemp("reproduce") / "run"
+    first = reproduce(out)
+    assert earlier or "skipped" not in first  # a fresh folder runs every step
+    return out, first
 
 
 def rounded(fraction: float):
@@ -76,10 +84,10 @@ def test_a_row_without_a_run_shows_dashes(smoke_run):
 
 
 def test_a_second_run_skips_every_step_and_an_interrupted_step_is_redone_alone(smoke_run):
-    out, first = smoke_run
-    steps = first.count("\n[")
-    assert steps >= 6 and "skipped" not in first  # dataset, plans, train, predict, evaluate, eval_unseen
+    out, _ = smoke_run
     again = reproduce(out)
+    steps = sum(line.startswith("[") for line in again.splitlines())
+    assert steps >= 6  # dataset, plans, train, predict, evaluate, eval_unseen
     assert again.count("done earlier, skipped") == steps
 
     # a step stopped before its marker was written: the evaluation; only it runs again
@@ -91,3 +99,25 @@ def test_a_second_run_skips_every_step_and_an_interrupted_step_is_redone_alone(s
     assert resumed.count("done earlier, skipped") == steps - 1
     assert "row 1: nnUNetv2_openvocab_evaluate (ETA" in resumed
     assert (out / "table_VIII_smoke.csv").read_text(encoding="utf-8") == table_before
+
+
+def test_tables_ii_vi_vii_read_row_6_s_summaries(smoke_run, tmp_path):
+    """Tables II, VI and VII come from row 6's run; row 1's summaries, copied to T8_6 here, stand in for it."""
+    out, _ = smoke_run
+    for part in ("evaluation", "unseen_example"):
+        shutil.copytree(out / "T8_1" / part, tmp_path / "T8_6" / part)
+    summary = json.loads((out / "T8_1" / "evaluation" / "summary.json").read_text(encoding="utf-8"))
+    unseen = json.loads((out / "T8_1" / "unseen_example" / "unseen_summary.json").read_text(encoding="utf-8"))
+    text_dice = {row["prompt"]: rounded(row["text_dice"]) for row in unseen["rows"]}
+
+    table_ii = table_cells(TABLES["II"], [6], tmp_path)["rows"][0]
+    assert table_ii["paper"]["Avg DSC"] == 90.7 and table_ii["paper"]["Organs NSD"] == 78.3
+    assert table_ii["ours"]["Avg DSC"] == rounded(summary["table2"]["average"]["dice"]) is not None
+    assert table_ii["ours"]["Organs DSC"] == rounded(summary["table2"]["categories"]["organs"]["dice"])
+    table_vi = table_cells(TABLES["VI"], [6], tmp_path)
+    assert table_vi["rows"][0]["ours"]["left and right kidney"] == text_dice["left and right kidney"]
+    assert table_vi["rows"][0]["paper"]["left and right kidney"] == 89.3
+    table_vii = table_cells(TABLES["VII"], [6], tmp_path)
+    assert table_vii["columns"][:2] == ["renal organs", "hepatic system"] and "splenic tissue" in table_vii["columns"]
+    assert table_vii["rows"][0]["ours"]["hepatic system"] == text_dice["hepatic system"]
+    assert table_vii["rows"][0]["ours"].get("heart muscle") is None  # not in the smoke set: '-'

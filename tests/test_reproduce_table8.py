@@ -59,3 +59,45 @@ def test_dry_run_prints_the_script_and_writes_nothing(tmp_path, capsys):
     assert printed.count("-tr nnUNetTrainer_500epochs") == 1 and not (tmp_path / "out").exists()
     reproduce.main(["--table", "VIII", "--scale", "paper", "--out", str(tmp_path / "out")])
     assert (tmp_path / "out" / "table_VIII_paper.sh").read_text(encoding="utf-8") == printed
+
+
+def test_smoke_dry_run_of_table_ii_lists_row_6_s_steps_only_and_writes_nothing(tmp_path, capsys):
+    from conftest import shared_data
+    reports = shared_data("ct_rate_reports", "train.csv")
+    reproduce.main(["--table", "II", "--scale", "smoke", "--out", str(tmp_path / "run"), "--reports", str(reports),
+                    "--dry-run"])
+    steps = capsys.readouterr().out.splitlines()
+    row_steps = [line for line in steps if "] row " in line]
+    assert row_steps and all("] row 6: " in line for line in row_steps)
+    assert sum("nnUNetv2_train 980 3d_fullres all -tr nnUNetTrainer_smoke " in line for line in steps) == 1
+    assert sum("nnUNetTrainerOpenVocabFrozenEncoderCanonicalPrompts_smoke" in line and "nnUNetPlans_T8_6" in line
+               for line in steps) == 3  # train, predict, eval_unseen
+    assert all("(to run)" in line for line in steps) and not (tmp_path / "run").exists()
+
+
+def test_smoke_and_paper_scale_run_the_same_command_sequence():
+    """The smoke run types the paper's commands: the same programs and sub-commands in the same order per row
+    (eval_unseen runs once per unseen set: two at paper scale, the example set at smoke scale)."""
+    from itertools import groupby
+
+    from nnunetv2_openvocab.paper_tables import SMOKE
+
+    def program(command):
+        if command[0] == "torchrun":  # torchrun ... -m nnunetv2_openvocab.commands.pretrain train
+            return "nnUNetv2_openvocab_pretrain", command[command.index("-m") + 2]
+        return tuple(command[:2]) if command[0] == "nnUNetv2_openvocab_pretrain" else (command[0],)
+
+    def sequence(row, scale):
+        return [key for key, _ in groupby(program(c) for stage in row_commands(row, scale).values() for c in stage)]
+    for row in TABLE_VIII:
+        assert sequence(row, SMOKE) == sequence(row, PAPER), row.number
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--table", "II", "--rows", "1"], "--rows applies to Table VIII only"),
+    (["--table", "VIII", "--rows", "1,7"], "Table VIII has rows 1-6"),
+])
+def test_bad_rows_exit_with_one_line(tmp_path, arguments, message):
+    with pytest.raises(SystemExit) as exit_info:
+        reproduce.main([*arguments, "--scale", "paper", "--out", str(tmp_path), "--dry-run"])
+    assert message in str(exit_info.value.code)  # SystemExit with the one line: a non-zero exit

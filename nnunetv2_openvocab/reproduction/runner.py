@@ -49,7 +49,7 @@ def smoke_steps(runs: Sequence[int], folder: Path, env: Dict[str, str], reports:
     pretraining_rows = sorted({ROWS[k].export_of or k for k in runs if ROWS[k].loss})
     if pretraining_rows:
         if reports is None or not reports.is_file():
-            raise UserError(f"--reports {reports}: CT-RATE reports CSV not found (needed for the captions of "
+            raise UserError(f"--reports {reports or '(not given)'}: CT-RATE reports CSV not found (needed for the captions of "
                             f"pretraining). Fix: pass --reports shared/data/ct_rate_reports/train.csv or set "
                             f"OPENVOCAB_SHARED_DATA.")
         steps += [Step("captions: offline decomposer on the CT-RATE reports",

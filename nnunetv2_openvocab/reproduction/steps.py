@@ -21,8 +21,8 @@ from nnunetv2_openvocab.demo import ProgressEcho, command_path, run_logged
 from nnunetv2_openvocab.user_errors import UserError
 
 STEP_FOLDER = ".steps"
-# seconds a step of each kind takes at smoke scale on 2 busy cores (measured, benchmarks/RESULTS.md); the ETA uses
-# these until the run has timed a step of the same kind itself
+# rough seconds of a step of each kind at smoke scale on 2 quiet cores; the ETA uses them until the run has timed a
+# step of the same kind itself (a busy machine takes several times longer: benchmarks/RESULTS.md)
 EXPECTED_SECONDS = {"nnUNetv2_openvocab_plan_and_preprocess": 40, "nnUNetv2_train": 150,
                     "nnUNetv2_openvocab_pretrain": 40, "nnUNetv2_openvocab_predict": 30,
                     "nnUNetv2_openvocab_evaluate": 10, "nnUNetv2_openvocab_eval_unseen": 40,
