@@ -4,7 +4,8 @@ pretraining manifest pairing its volumes with captions curated from the shared C
 The dataset is the demo's (example_dataset: three slabs of the one scan, six structures) plus a test set
 (imagesTs/labelsTs) holding the full scan. The scan is also in training, so smoke numbers show that every step runs
 and learns anatomy, not how a model generalises to other patients. CT-RATE reports come without volumes, so each
-training volume is paired with curated reports in turn (smoke pairs, not real ones); region captions (Table VIII
+training volume is paired with one curated report, in order (smoke pairs, not real ones; a manifest lists a volume
+once); region captions (Table VIII
 row 4) pair each labelled structure's mask with a caption of that report naming it, or "<structure> is normal."
 """
 from __future__ import annotations
@@ -20,7 +21,6 @@ from nnunetv2_openvocab.prompts.dataset_prompts import TrainingPrompts
 from nnunetv2_openvocab.user_errors import UserError
 
 TEST_CASE = "example_000"          # the full scan
-PAIRS_PER_VOLUME = 2                # manifest records per training volume
 
 
 def build_smoke_dataset(raw_root: Path, dataset_id: int, name: str) -> Path:
@@ -51,10 +51,9 @@ def write_smoke_manifests(dataset_folder: Path, curated_manifest: Path, output_f
     dataset_json = json.loads((dataset_folder / "dataset.json").read_text(encoding="utf-8"))
     labels = TrainingPrompts.from_dataset_json(dataset_json).labels
     images = sorted((dataset_folder / "imagesTr").glob("*_0000.nii.gz"))
-    reports = _curated_reports(curated_manifest, PAIRS_PER_VOLUME * len(images))
+    reports = _curated_reports(curated_manifest, len(images))
     plain, with_regions = [], []
-    for index, report in enumerate(reports):
-        image = images[index % len(images)]
+    for image, report in zip(images, reports):
         mask = dataset_folder / "labelsTr" / image.name.replace("_0000.nii.gz", ".nii.gz")
         record = {"volume": str(image), "report": report["report"], "captions": report["captions"]}
         regions = [{"mask": str(mask), "label": dataset_json["labels"][label.name],
