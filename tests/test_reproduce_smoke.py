@@ -56,7 +56,7 @@ def test_table_viii_row_1_has_the_paper_s_layout_and_each_cell_of_ours_comes_fro
         rows = list(csv.reader(handle))
     columns = ("Finetuning", "Merging", "Synonyms")
     assert rows[0] == ["row", "run", *[f"{c} ({who})" for c in columns for who in ("paper", "ours")]]
-    assert [row[:2] for row in rows[1:]] == [["row 1", "T8_1"]]
+    assert [row[:2] for row in rows[1:]] == [["row 1: random init + MLP", "T8_1"]]
     cells = dict(zip(rows[0], rows[1]))
     assert [cells[f"{c} (paper)"] for c in columns] == ["83.4", "-", "-"]  # Table VIII, random init
     published = json.loads(PUBLISHED_FILE.read_text(encoding="utf-8"))["VIII"]["rows"]["1"]
@@ -73,7 +73,7 @@ def test_table_viii_row_1_has_the_paper_s_layout_and_each_cell_of_ours_comes_fro
         dice = [row["text_dice"] for row in unseen["rows"] if row["kind"] == kind]
         assert dice and float(cells[f"{column} (ours)"]) == rounded(sum(dice) / len(dice))
     markdown = (out / "table_VIII_smoke.md").read_text(encoding="utf-8")
-    assert f"| row 1 | T8_1 | 83.4 | {cells['Finetuning (ours)']} | - |" in markdown
+    assert f"| row 1: random init + MLP | T8_1 | 83.4 | {cells['Finetuning (ours)']} | - |" in markdown
     assert (out / "table_VIII_smoke.png").stat().st_size > 0
     assert "nnUNetv2_train 291 3d_fullres all" in (out / "table_VIII_paper.sh").read_text(encoding="utf-8")
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from nnunetv2_openvocab.paper_tables import ROWS
+
 PUBLISHED_FILE = Path(__file__).resolve().parents[1] / "data" / "paper_published_values.json"
 CATEGORIES = ("Vertebrae", "Cardiac", "Muscles", "Organs", "Ribs", "Avg")
 TEXT_DICE = "text_dice"  # unseen_columns: the paper's column (text route)
@@ -35,7 +37,7 @@ class PaperTable:
 
 
 def table_viii_rows(runs: Sequence[int]) -> List[TableRow]:
-    return [TableRow(f"row {k}", k, str(k)) for k in runs]
+    return [TableRow(f"row {k}: {ROWS[k].name}", k, str(k)) for k in runs]
 
 
 def paper_model_row(runs: Sequence[int]) -> List[TableRow]:
