@@ -101,3 +101,17 @@ def test_bad_rows_exit_with_one_line(tmp_path, arguments, message):
     with pytest.raises(SystemExit) as exit_info:
         reproduce.main([*arguments, "--scale", "paper", "--out", str(tmp_path), "--dry-run"])
     assert message in str(exit_info.value.code)  # SystemExit with the one line: a non-zero exit
+
+
+def test_each_smoke_trainer_is_the_paper_s_trainer_with_the_smoke_schedule_only():
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from nnunetv2_openvocab import training
+    from nnunetv2_openvocab.paper_tables import SMOKE, trainer_of
+    from nnunetv2_openvocab.training.smoke_variants import SmokeSchedule
+
+    pairs = {(trainer_of(row, SMOKE), getattr(training, trainer_of(row))) for row in TABLE_VIII}
+    pairs.add((SMOKE.segmentation_trainer, nnUNetTrainer))  # stands in for stock nnUNetTrainer_500epochs
+    for smoke_name, paper_trainer in pairs:
+        smoke = getattr(training, smoke_name)  # in the registry, so nnUNetv2_train finds it through the shim
+        assert smoke.__bases__ == (SmokeSchedule, paper_trainer), smoke_name
