@@ -16,8 +16,8 @@ from nnunetv2_openvocab.reproduction.steps import STEP_FOLDER
 
 
 def main(run_folder: str) -> None:
-    markers = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((Path(run_folder) / STEP_FOLDER).glob("*.json"),
-                                                                        key=lambda p: p.stat().st_mtime)]
+    paths = sorted((Path(run_folder) / STEP_FOLDER).glob("*.json"), key=lambda path: path.stat().st_mtime)
+    markers = [json.loads(path.read_text(encoding="utf-8")) for path in paths]
     by_kind = defaultdict(float)
     print("| step | seconds |\n| --- | ---: |")
     for marker in markers:

@@ -163,7 +163,7 @@ def row_commands(row: Row, scale: Scale = PAPER) -> Dict[str, List[List[str]]]:
 def paper_scale_script(rows=TABLE_VIII, table: str = "VIII") -> str:
     """One shell script, a section per row and stage, in order (pretraining exports before the rows that use them)."""
     lines = ["#!/usr/bin/env bash", f"# OpenVocabCT Table {table} at paper scale: submit each stage to your scheduler.",
-             "# Needs curated/manifest.jsonl (README, 'Caption curation') and, for row 4, curated/manifest_regions.jsonl.",
+             "# Needs curated/manifest.jsonl (README, 'Caption curation'); row 4 curated/manifest_regions.jsonl.",
              "set -euo pipefail", "", "# base plans (STU-Net L)"]
     lines += [" ".join(command) for command in shared_commands()]
     for row in rows:

@@ -46,12 +46,11 @@ def smoke_steps(runs: Sequence[int], folder: Path, env: Dict[str, str], reports:
     dataset = raw / SMOKE.dataset_name
     steps = [Step(f"dataset {SMOKE.dataset_name} from the bundled CT",
                   call=lambda: build_smoke_dataset(raw, int(SMOKE.dataset), SMOKE.dataset_name.split("_", 1)[1]))]
-    pretraining_rows = sorted({ROWS[k].export_of or k for k in runs if ROWS[k].loss})
-    if pretraining_rows:
+    if any(ROWS[k].loss for k in runs):
         if reports is None or not reports.is_file():
-            raise UserError(f"--reports {reports or '(not given)'}: CT-RATE reports CSV not found (needed for the captions of "
-                            f"pretraining). Fix: pass --reports shared/data/ct_rate_reports/train.csv or set "
-                            f"OPENVOCAB_SHARED_DATA.")
+            raise UserError(f"--reports {reports or '(not given)'}: CT-RATE reports CSV not found (needed for the "
+                            f"pretraining captions). Fix: pass --reports shared/data/ct_rate_reports/train.csv or "
+                            f"set OPENVOCAB_SHARED_DATA.")
         steps += [Step("captions: offline decomposer on the CT-RATE reports",
                        ("nnUNetv2_openvocab_curate_captions", "--reports", str(reports), "--out", "captions",
                         "--processes", "1")),
@@ -61,10 +60,11 @@ def smoke_steps(runs: Sequence[int], folder: Path, env: Dict[str, str], reports:
                   *[Step("base plans", tuple(command)) for command in shared_commands(SMOKE)]]
     for number in runs:
         row = ROWS[number]
-        commands = row_commands(ROWS[row.export_of], SMOKE)["pretrain"] if row.export_of else []
-        commands += row_commands(row, SMOKE)["pretrain"] + row_commands(row, SMOKE)["fine-tune"]
-        steps += [Step(_label(number, c), tuple(c), epochs=SmokeSchedule.schedule[0] if c[0] == "nnUNetv2_train"
-                       else None) for c in commands]
+        labelled = [(row.export_of, c) for c in row_commands(ROWS[row.export_of], SMOKE)["pretrain"]] \
+            if row.export_of else []  # row 5 fine-tunes row 3's export
+        labelled += [(number, c) for stage in row_commands(row, SMOKE).values() for c in stage]
+        steps += [Step(_label(owner, c), tuple(c), epochs=SmokeSchedule.schedule[0] if c[0] == "nnUNetv2_train"
+                       else None) for owner, c in labelled]
     unique: Dict[str, Step] = {}
     for step in steps:  # a step two rows share (row 5 uses row 3's pretraining) runs once, at its first place
         unique.setdefault(step.key, step)
