@@ -31,6 +31,8 @@ class Scale:
     planning: Tuple[str, ...]         # flags of the base plan command
     fine_tune_planning: Tuple[str, ...]  # flags of each row's plan command (besides --pretrained)
     pretraining: Tuple[str, ...]      # flags of ``pretrain train``
+    on_the_fly: Tuple[str, ...]       # its preprocessing flags when it encodes images itself (a cache fixes them)
+    pretrain_device: Tuple[str, ...]
     caching: Tuple[str, ...]          # flags of ``pretrain cache-features``
     pretrain_launcher: Tuple[str, ...]
     device: Tuple[str, ...]           # nnU-Net-style device flag for train / predict / eval_unseen
@@ -54,8 +56,8 @@ class Scale:
 
 PAPER = Scale(
     "paper", "291", "Dataset291_TotalSegmentatorV1", "$nnUNet_preprocessed", "$nnUNet_results", "$nnUNet_raw",
-    "nnUNetPlans_STUNetL", ("--preset", "paper"), ("--preset", "paper"), ("--preset", "paper", "--device", "cuda"),
-    ("--preset", "paper", "--device", "cuda"),
+    "nnUNetPlans_STUNetL", ("--preset", "paper"), ("--preset", "paper"), ("--preset", "paper"), (),
+    ("--device", "cuda"), ("--preset", "paper", "--device", "cuda"),
     ("torchrun", "--nproc_per_node", "4", "-m", "nnunetv2_openvocab.commands.pretrain"), (), "",
     "nnUNetTrainer_500epochs", ("totalsegmentator_v1_merged", "totalsegmentator_v1_synonyms"), "v1")
 
@@ -68,8 +70,8 @@ SMOKE = Scale(
     ("--stunet", "S", "--width", "8", "--text-encoder", "minilm", "--patch-size", "32", "64", "64", "-np", "2",
      "--no_pbar"),
     ("--text-encoder", "minilm", "--epochs", "2", "--batch-size", "2", "--val-fraction", "0",
-     "--text-trainable-layers", "1", "--max-text-tokens", "32", "--num-workers", "0", *SMOKE_SHAPE, "--device",
-     "cpu"),
+     "--text-trainable-layers", "1", "--max-text-tokens", "32", "--num-workers", "0"),
+    SMOKE_SHAPE, ("--device", "cpu"),
     ("--num-workers", "0", *SMOKE_SHAPE, "--device", "cpu"),
     ("nnUNetv2_openvocab_pretrain",), ("-device", "cpu"), "_smoke", "nnUNetTrainer_smoke", ("example",), "v1")
 
@@ -120,7 +122,8 @@ def pretraining_commands(row: Row, scale: Scale = PAPER) -> List[List[str]]:
         image_side, source = [], ["--random-image-encoder", "--unlock-image-encoder", "--plans", base_plans]
     manifest = "curated/manifest_regions.jsonl" if row.regions else "curated/manifest.jsonl"
     train = [*scale.pretrain_launcher, "train", "--manifest", manifest, *source, "--loss", row.loss,
-             *(["--region-alignment"] if row.regions else []), "--out", run, *scale.pretraining]
+             *(["--region-alignment"] if row.regions else []), "--out", run, *scale.pretraining,
+             *([] if row.locked_encoder else scale.on_the_fly), *scale.pretrain_device]
     export = ["nnUNetv2_openvocab_pretrain", "export", "--run", run, "--out", f"{run}_aligned"]
     return [*image_side, train, export]
 
