@@ -4,7 +4,8 @@ A step is a console command (run as a subprocess in the run folder, with nnU-Net
 lab types) or a library call (dataset and manifest preparation). Its result counts as existing once its done marker
 ``.steps/<key>.json`` is written, atomically and only after the step succeeded; the key is a hash of the step's
 command, so the same step shared by two tables or row selections runs once, and a step interrupted before its
-marker is redone (nnUNetv2_train continues from its latest checkpoint with ``--c``) while finished ones are not.
+marker is redone (nnUNetv2_train continues from its latest checkpoint with ``--c``, pretraining with ``--resume``)
+while finished ones are not.
 """
 from __future__ import annotations
 
@@ -84,6 +85,9 @@ class StepRunner:
         arguments = [command_path(step.command[0]), *step.command[1:]]
         if step.command[0] == "nnUNetv2_train":
             arguments.append("--c")  # a redone (interrupted) training continues from its latest checkpoint
+        if tuple(step.command[:2]) == ("nnUNetv2_openvocab_pretrain", "train") and \
+                (self.folder / step.command[step.command.index("--out") + 1] / "checkpoint.pt").is_file():
+            arguments.append("--resume")  # likewise for an interrupted pretraining
         log = self.folder / "logs" / f"{step.key}_{Path(step.command[0]).name}.log"
         run_logged(arguments, self.env, log, progress=ProgressEcho(step.epochs), cwd=self.folder)
 
