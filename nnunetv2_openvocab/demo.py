@@ -69,7 +69,7 @@ def demo_environment(root: Path) -> Dict[str, str]:
     return env
 
 
-def _command(name: str) -> str:
+def command_path(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         raise DemoError(f"Command {name} is not on PATH. Install the package (pip install -e . or pip install "
@@ -78,14 +78,15 @@ def _command(name: str) -> str:
 
 
 def run_logged(arguments: Sequence[str], env: Dict[str, str], log_path: Path,
-               deadline_s: Optional[float] = None, progress: Optional["ProgressEcho"] = None) -> bool:
-    """Run a command with its output in ``log_path``, echoing progress lines (``progress``). Returns False when
-    it was stopped at the deadline; raises DemoError (with the log's tail) when it fails."""
+               deadline_s: Optional[float] = None, progress: Optional["ProgressEcho"] = None,
+               cwd: Optional[Path] = None) -> bool:
+    """Run a command (in ``cwd``) with its output in ``log_path``, echoing progress lines (``progress``). Returns
+    False when it was stopped at the deadline; raises DemoError (with the log's tail) when it fails."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     progress = progress or ProgressEcho()
     start, echoed = time.monotonic(), 0
     with open(log_path, "w", encoding="utf-8") as log:
-        process = subprocess.Popen(list(arguments), env=env, stdout=log, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(list(arguments), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                    start_new_session=True)  # own process group: its data-loader workers stop with it
         try:
             while process.poll() is None:
@@ -149,7 +150,7 @@ def prepare_dataset(root: Path, env: Dict[str, str]) -> Path:
     plans_file = Path(env["nnUNet_preprocessed"]) / DATASET_NAME / f"{PLANS}.json"
     if not plans_file.is_file():
         print("[2/5] planning and preprocessing (about a minute)", flush=True)
-        run_logged([_command("nnUNetv2_openvocab_plan_and_preprocess"), "-d", str(DATASET_ID), *PLANNING_ARGS,
+        run_logged([command_path("nnUNetv2_openvocab_plan_and_preprocess"), "-d", str(DATASET_ID), *PLANNING_ARGS,
                     "-np", env["nnUNet_def_n_proc"], "--no_pbar"], env, root / "logs" / "plan_and_preprocess.log")
     return dataset_folder
 
@@ -166,7 +167,7 @@ def train(root: Path, env: Dict[str, str], minutes: Optional[float] = None) -> P
     print(f"[3/5] training on CPU: {epochs * iterations} iterations ({epochs} epochs of {iterations}){cap}; log: "
           f"{root / 'logs' / 'train.log'}", flush=True)
     # --c: an interrupted demo continues from nnU-Net's latest checkpoint (nnU-Net starts afresh if there is none)
-    command = [_command("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, "all", "-tr", TRAINER, "-p", PLANS,
+    command = [command_path("nnUNetv2_train"), str(DATASET_ID), CONFIGURATION, "all", "-tr", TRAINER, "-p", PLANS,
                "-device", "cpu", "--c"]
     finished = run_logged(command, env, root / "logs" / "train.log", minutes * 60 if minutes else None,
                           ProgressEcho(epochs))

@@ -105,7 +105,8 @@ FLOORS = {  # ARCHITECTURE.md's table: a module may import its own floor or lowe
                      "constants", "raw_datasets", "trainer_discovery", "aligned_checkpoint", "paper_presets",
                      "example_dataset", "paper_tables"], 0),
     "prompts": 1, "text": 2, "model_spec": 3, "network": 3, "planning": 4, "training": 5, "nnunet_trainer_shims": 5,
-    "inference": 6, "evaluation": 7, "pretraining": 7, "memory_estimate": 7, "demo": 8, "server": 8, "commands": 9,
+    "inference": 6, "evaluation": 7, "pretraining": 7, "memory_estimate": 7, "demo": 8, "server": 8, "reproduction": 8,
+    "commands": 9,
 }
 ORCHESTRATION = {f"{PACKAGE}.inference.{name}" for name in ("predictor", "file_prediction", "run_prediction",
                                                                   "prompt_answers")}

@@ -27,9 +27,17 @@ class FixedSchedule:
         self.num_epochs, self.num_iterations_per_epoch, self.num_val_iterations_per_epoch = self.schedule
 
 
-class nnUNetTrainerOpenVocab_CPUShort(FixedSchedule, NoMirroring, nnUNetTrainerOpenVocab):
-    """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, and AdamW
-    converges in far fewer steps than nnU-Net's SGD."""
+class ShortRunOptimizer:
+    """Mixin: AdamW at 3e-3 with nnU-Net's poly decay; converges in far fewer steps than nnU-Net's SGD."""
+
+    def configure_optimizers(self):
+        self.initial_lr = 3e-3
+        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
+        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
+
+
+class nnUNetTrainerOpenVocab_CPUShort(FixedSchedule, NoMirroring, ShortRunOptimizer, nnUNetTrainerOpenVocab):
+    """A few CPU minutes for a width-8 STUNet on small patches: every patch holds foreground, AdamW."""
 
     schedule = (15, 50, 2)
 
@@ -37,8 +45,3 @@ class nnUNetTrainerOpenVocab_CPUShort(FixedSchedule, NoMirroring, nnUNetTrainerO
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.oversample_foreground_percent = 1.0
-
-    def configure_optimizers(self):
-        self.initial_lr = 3e-3
-        optimizer = torch.optim.AdamW(self.network.parameters(), lr=self.initial_lr, weight_decay=self.weight_decay)
-        return optimizer, PolyLRScheduler(optimizer, self.initial_lr, self.num_epochs)
