@@ -10,6 +10,7 @@ import argparse
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from nnunetv2_openvocab.reproduction.external_tables import EXTERNAL_TABLES
 from nnunetv2_openvocab.reproduction.runner import reproduce
 from nnunetv2_openvocab.reproduction.tables import TABLES
 from nnunetv2_openvocab.user_errors import exit_on_user_error
@@ -21,6 +22,8 @@ examples:
       --reports ../shared/data/ct_rate_reports/train.csv
   nnUNetv2_openvocab_reproduce --table VIII --rows 1,6 --scale smoke --out reproduce --dry-run  # list the steps
   nnUNetv2_openvocab_reproduce --table II --scale smoke --out reproduce    # row 6's run only (also VI, VII)
+  nnUNetv2_openvocab_reproduce --table IX --scale smoke --out reproduce    # row 6's model on FLARE22's labels (X: SegTHOR)
+  nnUNetv2_openvocab_reproduce --table V --scale smoke --out reproduce     # stock nnU-Net vs ours, 2 folds
   nnUNetv2_openvocab_reproduce --table VIII --scale paper --out reproduce --dry-run   # print the paper commands
   nnUNetv2_openvocab_reproduce --table VIII --scale paper --out reproduce             # reproduce/table_VIII_paper.sh
 Smoke outputs in --out: table_<T>_smoke.md/.csv (and .png for VIII), table_<T>_paper.sh, T8_<row>/ (predictions,
@@ -41,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Run (smoke) or write (paper) a paper table's experiment, each "
                                                  "Table VIII row differing from its comparison row in the paper's "
                                                  "factor only.")
-    parser.add_argument("--table", required=True, choices=tuple(TABLES), help="paper table")
+    parser.add_argument("--table", required=True, choices=(*TABLES, *EXTERNAL_TABLES), help="paper table")
     parser.add_argument("--rows", type=row_numbers, help="Table VIII rows, e.g. 1,3,6 (default: all)")
     parser.add_argument("--scale", required=True, choices=("smoke", "paper"),
                         help="smoke: run on the bundled CT on CPU; paper: shell commands for a lab's scheduler")

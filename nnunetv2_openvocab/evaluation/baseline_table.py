@@ -66,13 +66,15 @@ def smoke_run(out: Union[str, Path]) -> BaselineRun:
         datasets=(("bundled CT (smoke)", (), SMOKE_DATASET_ID, f"Dataset{SMOKE_DATASET_ID}_OpenVocabExample"),),
         folds=(0, 1), stock_plan=stunet, stock_trainer="nnUNetTrainer_smoke", stock_plans="nnUNetPlans_STUNetS_width8",
         ours_plan=(), ours_trainer="nnUNetTrainerOpenVocabCanonicalPrompts_smoke",
-        ours_plans="nnUNetPlans_STUNetS_width8", raw=str(Path(out) / "raw"), results=str(Path(out) / "results"),
+        ours_plans="nnUNetPlans_STUNetS_width8", raw=str(Path(out) / "nnUNet_raw"),
+        results=str(Path(out) / "nnUNet_results"),
         device=("-device", "cpu"))
 
 
 def prepare_smoke_inputs(out: Union[str, Path]) -> Path:
-    """Smoke scale: the bundled CT as a five-case dataset under ``out/raw`` (run with nnUNet_raw=out/raw)."""
-    return build_example_dataset(Path(out) / "raw", SMOKE_DATASET_ID, structures=SMOKE_STRUCTURES,
+    """Smoke scale: the bundled CT as a five-case dataset under ``out/nnUNet_raw`` (the reproduce runner's
+    nnUNet_raw)."""
+    return build_example_dataset(Path(out) / "nnUNet_raw", SMOKE_DATASET_ID, structures=SMOKE_STRUCTURES,
                                  case_slabs=SMOKE_SLABS)
 
 

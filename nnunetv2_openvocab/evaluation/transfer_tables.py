@@ -59,8 +59,8 @@ def transfer_commands(table: str, scale: str, out: Union[str, Path],
     elif scale == "smoke":
         if model_folder is None:
             raise ValueError("Smoke scale needs the smoke model's folder (model_folder).")
-        native, raw, dataset_id, model = str(Path(out) / f"native_{converter}"), str(Path(out) / "raw"), smoke_id, \
-            str(model_folder)
+        native, raw = str(Path(out) / f"native_{converter}"), str(Path(out) / "nnUNet_raw")  # the runner's raw
+        dataset_id, model = smoke_id, str(model_folder)
         device = ["-device", "cpu", "--disable_tta", "-step_size", "1", "-np", "1", "--disable_progress_bar"]
     else:
         raise ValueError(f"scale {scale!r}: expected 'paper' or 'smoke'.")
