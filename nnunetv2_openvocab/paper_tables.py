@@ -182,8 +182,13 @@ def paper_scale_script(rows=TABLE_VIII, table: str = "VIII") -> str:
 
 
 def write_paper_scale_script(output_folder: Path, table: str = "VIII", rows=TABLE_VIII) -> Path:
+    return write_table_script(output_folder, table, paper_scale_script(rows, table))
+
+
+def write_table_script(output_folder: Path, table: str, script: str) -> Path:
+    """``table_<table>_paper.sh`` in ``output_folder``, written atomically."""
     path = Path(output_folder) / f"table_{table}_paper.sh"
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as handle:
-        handle.write(paper_scale_script(rows, table))
+        handle.write(script)
     return path

@@ -13,16 +13,13 @@ a patch of the whole scan, too slow on 2 CPU cores), as tests/test_baseline_eval
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Tuple, Union
 
-from nnunetv2_openvocab.atomic_files import write_text_atomic
 from nnunetv2_openvocab.evaluation.compare_writers import OUTPUT_FILES
-from nnunetv2_openvocab.evaluation.report_writers import percent
+from nnunetv2_openvocab.evaluation.report_writers import percent, write_paper_layout_table
 from nnunetv2_openvocab.example_dataset import build_example_dataset
 from nnunetv2_openvocab.json_input import read_json_file
 
@@ -151,15 +148,8 @@ def build_table_v(compare_folders: Mapping[str, Union[str, Path]]) -> Dict:
 
 
 def write_table_v(compare_folders: Mapping[str, Union[str, Path]], output_folder: Union[str, Path]) -> Dict[str, str]:
-    built = build_table_v(compare_folders)
-    lines = [built["title"], "", "| " + " | ".join(built["header"]) + " |", "|" + "---|" * len(built["header"])]
-    lines += ["| " + " | ".join(row) + " |" for row in built["rows"]]
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([built["header"], *built["rows"]])
-    paths = {"markdown": Path(output_folder) / "table_V.md", "csv": Path(output_folder) / "table_V.csv"}
-    write_text_atomic(paths["markdown"], "\n".join(lines) + "\n")
-    write_text_atomic(paths["csv"], buffer.getvalue())
-    return {kind: str(path) for kind, path in paths.items()}
+    written = write_paper_layout_table(build_table_v(compare_folders), Path(output_folder), "table_V")
+    return {kind: str(path) for kind, path in written.items()}
 
 
 def compare_folders(scale: str, out: Union[str, Path]) -> Dict[str, Path]:

@@ -15,13 +15,13 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nnunetv2_openvocab.atomic_files import atomic_write
+from nnunetv2_openvocab.atomic_files import atomic_write, write_text_atomic
 
 CSV_COLUMNS = (
     "case", "prompt", "kind", "targets", "status", "dice", "nsd", "reference_ml", "prediction_ml",
@@ -60,6 +60,21 @@ def write_csv(rows: List[Mapping], path: Path) -> None:
         for row in rows:
             formatted = {k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()}
             writer.writerow({**formatted, "targets": "+".join(row["targets"])})
+
+
+def write_paper_layout_table(built: Mapping, folder: Path, name: str, notes: Sequence[str] = ()) -> Dict[str, Path]:
+    """A table already laid out as the paper's (``built``: title, header, rows of strings) as ``<name>.md`` (title,
+    pipe table, then ``notes``) and ``<name>.csv`` (header and rows)."""
+    header, rows = built["header"], built["rows"]
+    lines = [built["title"], "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["", *notes] if notes else []
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+    paths = {"markdown": Path(folder) / f"{name}.md", "csv": Path(folder) / f"{name}.csv"}
+    write_text_atomic(paths["markdown"], "\n".join(lines) + "\n")
+    write_text_atomic(paths["csv"], buffer.getvalue())
+    return paths
 
 
 def percent(value: float) -> str:

@@ -9,14 +9,12 @@ builds the table from the run's ``transfer_summary.json``.
 """
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Union
 
-from nnunetv2_openvocab.atomic_files import write_text_atomic
 from nnunetv2_openvocab.evaluation.challenge_replicas import write_challenge_replica
+from nnunetv2_openvocab.evaluation.report_writers import write_paper_layout_table
 from nnunetv2_openvocab.json_input import read_json_file
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data" / "paper_published_transfer_baseline.json"
@@ -104,21 +102,10 @@ def build_paper_table(table: str, transfer_summary: Union[Mapping, str, Path]) -
             "unmappable": [label for label in labels if not ours[label]["mappable"]]}
 
 
-def paper_table_markdown(built: Mapping) -> str:
-    lines = [built["title"], "", "| " + " | ".join(built["header"]) + " |", "|" + "---|" * len(built["header"])]
-    lines += ["| " + " | ".join(row) + " |" for row in built["rows"]]
-    lines += ["", f"{OURS}: Avg over the {built['n_scored']} of {built['n_labels']} labels scored; unmappable "
-                  f"(listed in transfer_summary.md): {', '.join(built['unmappable']) or 'none'}."]
-    return "\n".join(lines) + "\n"
-
-
 def write_paper_table(table: str, transfer_summary: Union[Mapping, str, Path],
                       output_folder: Union[str, Path]) -> Dict[str, str]:
     built = build_paper_table(table, transfer_summary)
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows([built["header"], *built["rows"]])
-    paths = {"table_markdown": Path(output_folder) / f"table_{table}.md",
-             "table_csv": Path(output_folder) / f"table_{table}.csv"}
-    write_text_atomic(paths["table_markdown"], paper_table_markdown(built))
-    write_text_atomic(paths["table_csv"], buffer.getvalue())
-    return {kind: str(path) for kind, path in paths.items()}
+    note = (f"{OURS}: Avg over the {built['n_scored']} of {built['n_labels']} labels scored; unmappable (listed in "
+            f"transfer_summary.md): {', '.join(built['unmappable']) or 'none'}.")
+    written = write_paper_layout_table(built, Path(output_folder), f"table_{table}", [note])
+    return {f"table_{kind}": str(path) for kind, path in written.items()}

@@ -6,10 +6,9 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from nnunetv2_openvocab.atomic_files import atomic_write
 from nnunetv2_openvocab.demo import DemoError, demo_environment
 from nnunetv2_openvocab.paper_tables import (ROWS, SMOKE, paper_scale_script, row_commands, shared_commands,
-                                             write_paper_scale_script)
+                                             write_paper_scale_script, write_table_script)
 from nnunetv2_openvocab.reproduction.external_tables import (EXTERNAL_TABLES, external_paper_script,
                                                              external_smoke_steps, write_external_table)
 from nnunetv2_openvocab.reproduction.smoke_data import build_smoke_dataset, write_smoke_manifests
@@ -102,11 +101,7 @@ def run_smoke(table: str, runs: Sequence[int], output_folder: Path, reports: Opt
 
 def write_paper_script(table: str, output_folder: Path) -> Path:
     """table_<T>_paper.sh of a table outside Table VIII's registry (V, IX, X)."""
-    path = Path(output_folder) / f"table_{table}_paper.sh"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path) as handle:
-        handle.write(external_paper_script(table, Path(output_folder)))
-    return path
+    return write_table_script(output_folder, table, external_paper_script(table, Path(output_folder)))
 
 
 def reproduce(table: str, rows: Optional[Sequence[int]], scale: str, output_folder: Path,
